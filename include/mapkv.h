@@ -1,0 +1,336 @@
+/**
+ * @file mapkv.h
+ * @brief mapkv: an embedded key-value store in one memory-mapped file.
+ *
+ * mapkv keeps a copy-on-write B+tree in a single file that is mapped into
+ * the process. One write transaction at a time and any number of read
+ * transactions run together; each read transaction sees the snapshot that
+ * was committed when it began, without taking a lock.
+ *
+ * Conventions used by every function below:
+ *  - A function that can fail returns 0 on success or a negative MAPKV_*
+ *    error code; mapkv_strerror() turns a code into a sentence.
+ *  - When the error is MAPKV_IO (or MAPKV_FULL caused by the disk), errno
+ *    holds the operating system's error when the function returns.
+ *  - The library never prints, never exits and never aborts on anything a
+ *    file or a caller can cause.
+ *  - Memory returned through a mapkv_val points into the database map (or a
+ *    write transaction's private copy of a page): it is valid until the
+ *    transaction ends or, in a write transaction, until the next change
+ *    made by that transaction. Never write through it.
+ *
+ * Durability (the short form; doc/reliability.md has the long one): after
+ * mapkv_txn_commit() returns 0, the transaction survives a crash of the
+ * process and a loss of power. With MAPKV_NOSYNC a commit survives a crash
+ * of the process but a loss of power may lose the last commits; the file
+ * still opens at some earlier commit only if the operating system wrote its
+ * pages in order, which it does not promise.
+ */
+#ifndef MAPKV_H
+#define MAPKV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32) && defined(MAPKV_BUILDING_DLL)
+#define MAPKV_API __declspec(dllexport)
+#elif defined(__GNUC__)
+#define MAPKV_API __attribute__((visibility("default")))
+#else
+#define MAPKV_API
+#endif
+
+/** Library version, as a string and as numbers. */
+#define MAPKV_VERSION_MAJOR 0
+#define MAPKV_VERSION_MINOR 1
+#define MAPKV_VERSION_PATCH 0
+#define MAPKV_VERSION_STRING "0.1.0"
+
+/** Longest key, in bytes. Keys are 1 to MAPKV_MAX_KEY_SIZE bytes long. */
+#define MAPKV_MAX_KEY_SIZE 1024
+
+/** Longest value, in bytes (4 GiB - 1). Values may be empty. */
+#define MAPKV_MAX_VALUE_SIZE 0xffffffffu
+
+/** @name Error codes. All are negative; 0 means success. */
+/**@{*/
+#define MAPKV_NOTFOUND (-30001)  /**< no such key, tree or position */
+#define MAPKV_EXISTS (-30002)    /**< key exists (MAPKV_NOOVERWRITE) */
+#define MAPKV_FULL (-30003)      /**< map size or disk is full */
+#define MAPKV_CORRUPT (-30004)   /**< file is damaged or not a mapkv file */
+#define MAPKV_BAD_KEY (-30005)   /**< key empty or too long */
+#define MAPKV_READONLY (-30006)  /**< write attempted in a read-only txn/env */
+#define MAPKV_BAD_TXN (-30007)   /**< txn ended, failed, or used wrongly */
+#define MAPKV_IO (-30008)        /**< operating system I/O error, see errno */
+#define MAPKV_NOMEM (-30009)     /**< out of memory */
+#define MAPKV_VERSION_MISMATCH (-30010) /**< file of another format version */
+#define MAPKV_INVALID (-30011)   /**< invalid argument (NULL, bad flag...) */
+#define MAPKV_BUSY (-30012)      /**< writer lock held and MAPKV_TRY given */
+#define MAPKV_READERS_FULL (-30013) /**< every reader slot is in use */
+#define MAPKV_BAD_DBI (-30014)   /**< unknown or dropped tree handle */
+#define MAPKV_BAD_VALUE (-30015) /**< value too large */
+#define MAPKV_PANIC (-30016)     /**< a sync failed: reopen the environment */
+#define MAPKV_PAGE_SIZE (-30017) /**< file uses a page size this build cannot map */
+#define MAPKV_DBS_FULL (-30018)  /**< too many named trees open */
+#define MAPKV_INCOMPATIBLE (-30019) /**< operation incompatible with the tree */
+/**@}*/
+
+/** @name Flags for mapkv_options.flags and mapkv_txn_begin(). */
+/**@{*/
+#define MAPKV_RDONLY 0x1u   /**< open read-only / begin a read transaction */
+#define MAPKV_NOSYNC 0x2u   /**< env: do not sync on commit (see top) */
+#define MAPKV_NOCREATE 0x4u /**< env: fail with MAPKV_IO/ENOENT if missing */
+#define MAPKV_TRY 0x8u      /**< txn: return MAPKV_BUSY instead of waiting */
+/**@}*/
+
+/** @name Flags for mapkv_put() and mapkv_dbi_open(). */
+/**@{*/
+#define MAPKV_NOOVERWRITE 0x10u /**< put: fail with MAPKV_EXISTS if present */
+#define MAPKV_CREATE 0x20u      /**< dbi_open: create the tree if missing */
+/**@}*/
+
+/** Cursor operations for mapkv_cursor_get(). */
+enum mapkv_cursor_op {
+	MAPKV_FIRST = 0,     /**< first key of the tree */
+	MAPKV_LAST = 1,      /**< last key of the tree */
+	MAPKV_NEXT = 2,      /**< next key (first key on an unpositioned cursor) */
+	MAPKV_PREV = 3,      /**< previous key (last key if unpositioned) */
+	MAPKV_SEEK = 4,      /**< first key >= *key */
+	MAPKV_SEEK_EXACT = 5, /**< exactly *key */
+	MAPKV_GET_CURRENT = 6 /**< the key and value under the cursor */
+};
+
+typedef struct mapkv_env mapkv_env;
+typedef struct mapkv_txn mapkv_txn;
+typedef struct mapkv_cursor mapkv_cursor;
+/** Handle of a tree, valid for the life of the environment; 0 is the main
+ * tree. */
+typedef uint32_t mapkv_dbi;
+
+/** A byte string: a key or a value. */
+typedef struct mapkv_val {
+	const void *data;
+	size_t size;
+} mapkv_val;
+
+/** Options for mapkv_open(). A zeroed struct means "all defaults". */
+typedef struct mapkv_options {
+	/** Largest size the file may reach, in bytes. 0: 64 GiB on 64-bit
+	 * systems, 1 GiB on 32-bit ones. The range is reserved in address
+	 * space at open (nothing is committed); MAPKV_FULL is returned by a
+	 * write that would grow the file past it. */
+	uint64_t max_size;
+	/** Permission bits of a newly created file; 0 means 0644. */
+	unsigned mode;
+	/** MAPKV_RDONLY, MAPKV_NOSYNC, MAPKV_NOCREATE. */
+	unsigned flags;
+	/** Reader slots (concurrent read transactions); 0 means 126. */
+	unsigned max_readers;
+	/** Named trees that may be open at once; 0 means 128. */
+	unsigned max_dbs;
+} mapkv_options;
+
+/** Statistics of one tree, filled by mapkv_stat(). */
+typedef struct mapkv_stat_info {
+	uint32_t page_size;      /**< bytes per page */
+	uint32_t depth;          /**< levels, 0 for an empty tree */
+	uint64_t branch_pages;   /**< internal pages */
+	uint64_t leaf_pages;     /**< leaf pages */
+	uint64_t overflow_pages; /**< pages holding large values */
+	uint64_t entries;        /**< key/value pairs */
+} mapkv_stat_info;
+
+/** Facts about an environment, filled by mapkv_env_info(). */
+typedef struct mapkv_env_info {
+	uint32_t page_size;    /**< bytes per page */
+	uint64_t max_size;     /**< largest size the file may reach */
+	uint64_t file_size;    /**< current size of the file in bytes */
+	uint64_t last_txnid;   /**< id of the last committed transaction */
+	uint64_t pages_used;   /**< pages below the high-water mark */
+	uint64_t pages_free;   /**< pages recorded as free (reusable later) */
+	uint32_t max_readers;  /**< reader slots */
+	uint32_t num_readers;  /**< slots held by live read transactions */
+	uint64_t oldest_reader_txnid; /**< oldest snapshot in use, 0 if none */
+} mapkv_env_info;
+
+/**
+ * Open (and create when missing) the database file @p path.
+ *
+ * @param env  receives the environment; NULL on failure.
+ * @param path the database file. A missing file is created (unless
+ *             MAPKV_NOCREATE); a 0-byte file, or one whose creation never
+ *             completed, opens as an empty database.
+ * @param opts options, or NULL for defaults.
+ * @return 0; MAPKV_INVALID for a NULL argument or unknown flag;
+ *         MAPKV_IO (errno set) if the file cannot be opened or mapped;
+ *         MAPKV_CORRUPT if it is not a mapkv file or both meta pages are
+ *         damaged; MAPKV_VERSION_MISMATCH for another format version;
+ *         MAPKV_PAGE_SIZE for a page size this system cannot use;
+ *         MAPKV_FULL if the file is larger than max_size;
+ *         MAPKV_NOMEM.
+ */
+MAPKV_API int mapkv_open(mapkv_env **env, const char *path,
+			 const mapkv_options *opts);
+
+/**
+ * Close the environment, unmap and close the file. Every transaction and
+ * cursor must have ended first; a write transaction still open is aborted.
+ * NULL is ignored.
+ */
+MAPKV_API void mapkv_close(mapkv_env *env);
+
+/**
+ * Flush the file to disk. Useful after commits made with MAPKV_NOSYNC.
+ * @return 0, MAPKV_IO, MAPKV_INVALID.
+ */
+MAPKV_API int mapkv_sync(mapkv_env *env);
+
+/** Fill @p info with facts about the environment.
+ * @return 0, MAPKV_INVALID. */
+MAPKV_API int mapkv_env_info(mapkv_env *env, mapkv_env_info *info);
+
+/**
+ * Begin a transaction.
+ *
+ * @param flags 0 for a write transaction (waits while another one runs,
+ *        unless MAPKV_TRY is given), MAPKV_RDONLY for a read transaction.
+ *        A read transaction sees the last commit as of now for its whole
+ *        life. Use one transaction per thread at a time.
+ * @return 0; MAPKV_READONLY for a write transaction in a read-only env;
+ *         MAPKV_BUSY (MAPKV_TRY) if a writer is active; MAPKV_READERS_FULL;
+ *         MAPKV_PANIC if an earlier sync failed; MAPKV_NOMEM; MAPKV_INVALID.
+ */
+MAPKV_API int mapkv_txn_begin(mapkv_env *env, unsigned flags,
+			      mapkv_txn **txn);
+
+/**
+ * Commit a transaction and free it, whatever the result. For a write
+ * transaction, the data pages are written and synced, then the meta page
+ * is written and synced (unless MAPKV_NOSYNC). On failure nothing of the
+ * transaction is visible and the database stays as the last commit left
+ * it. Cursors of the transaction must be closed first (they are invalid
+ * afterwards).
+ * @return 0; MAPKV_BAD_TXN for a transaction that already failed (it is
+ *         aborted); MAPKV_IO; MAPKV_FULL; MAPKV_PANIC when the meta page
+ *         could not be made durable (reopen the environment); MAPKV_NOMEM.
+ */
+MAPKV_API int mapkv_txn_commit(mapkv_txn *txn);
+
+/** Abandon a transaction and free it: nothing it did is kept. NULL is
+ * ignored. */
+MAPKV_API void mapkv_txn_abort(mapkv_txn *txn);
+
+/** Id of the snapshot a transaction reads (for a write transaction, the
+ * id it will commit as). 0 for NULL. */
+MAPKV_API uint64_t mapkv_txn_id(const mapkv_txn *txn);
+
+/**
+ * Get a handle to a tree.
+ *
+ * @param name  NULL for the main tree (handle 0), otherwise a name of 1 to
+ *              255 bytes (a C string).
+ * @param flags MAPKV_CREATE to create a missing tree (write transactions
+ *              only; the creation is undone if the transaction aborts).
+ * @param dbi   receives the handle, valid in later transactions too.
+ * @return 0; MAPKV_NOTFOUND if missing and not created; MAPKV_READONLY to
+ *         create in a read transaction; MAPKV_DBS_FULL; MAPKV_INVALID.
+ */
+MAPKV_API int mapkv_dbi_open(mapkv_txn *txn, const char *name,
+			     unsigned flags, mapkv_dbi *dbi);
+
+/**
+ * Empty a tree and, with @p del nonzero, delete it (not the main tree,
+ * which can only be emptied). Its pages are freed for reuse.
+ * @return 0, MAPKV_READONLY, MAPKV_BAD_DBI, MAPKV_INVALID.
+ */
+MAPKV_API int mapkv_dbi_drop(mapkv_txn *txn, mapkv_dbi dbi, int del);
+
+/**
+ * Call @p fn once per named tree, in name order. Stops early, returning
+ * what @p fn returned, if @p fn returns nonzero.
+ * @return 0, MAPKV_CORRUPT, MAPKV_INVALID, or @p fn's nonzero result.
+ */
+MAPKV_API int mapkv_dbi_list(mapkv_txn *txn,
+			     int (*fn)(void *ctx, const char *name),
+			     void *ctx);
+
+/**
+ * Look up @p key. On success @p val points at the value inside the map:
+ * no copy is made (see the validity rule at the top).
+ * @return 0, MAPKV_NOTFOUND, MAPKV_BAD_KEY, MAPKV_BAD_DBI, MAPKV_BAD_TXN,
+ *         MAPKV_CORRUPT, MAPKV_INVALID.
+ */
+MAPKV_API int mapkv_get(mapkv_txn *txn, mapkv_dbi dbi, const mapkv_val *key,
+			mapkv_val *val);
+
+/**
+ * Store @p key -> @p val, replacing an existing value unless
+ * MAPKV_NOOVERWRITE is given. Values that do not fit in a leaf page go to
+ * overflow pages.
+ * @return 0; MAPKV_EXISTS; MAPKV_BAD_KEY; MAPKV_BAD_VALUE; MAPKV_READONLY;
+ *         MAPKV_FULL (max_size reached: abort the transaction, nothing is
+ *         lost); MAPKV_BAD_TXN; MAPKV_BAD_DBI; MAPKV_NOMEM; MAPKV_INVALID.
+ * After any error other than MAPKV_EXISTS, MAPKV_BAD_KEY, MAPKV_BAD_VALUE
+ * and MAPKV_INVALID the transaction is failed and can only be aborted.
+ */
+MAPKV_API int mapkv_put(mapkv_txn *txn, mapkv_dbi dbi, const mapkv_val *key,
+			const mapkv_val *val, unsigned flags);
+
+/**
+ * Delete @p key.
+ * @return 0, MAPKV_NOTFOUND, and the errors of mapkv_put().
+ */
+MAPKV_API int mapkv_del(mapkv_txn *txn, mapkv_dbi dbi, const mapkv_val *key);
+
+/**
+ * Open a cursor on a tree. The cursor belongs to the transaction: close it
+ * before the transaction ends; using it afterwards returns MAPKV_BAD_TXN as
+ * long as the cursor has not been closed.
+ * @return 0, MAPKV_BAD_DBI, MAPKV_BAD_TXN, MAPKV_NOMEM, MAPKV_INVALID.
+ */
+MAPKV_API int mapkv_cursor_open(mapkv_txn *txn, mapkv_dbi dbi,
+				mapkv_cursor **cur);
+
+/**
+ * Move the cursor and return the key and value it lands on.
+ * @param key input for MAPKV_SEEK and MAPKV_SEEK_EXACT; output (may be NULL
+ *        otherwise) pointing into the map.
+ * @param val output, may be NULL.
+ * @param op  an enum mapkv_cursor_op.
+ * @return 0; MAPKV_NOTFOUND past either end (the cursor stays where it
+ *         was) or for a missing key; MAPKV_BAD_TXN; MAPKV_INVALID.
+ */
+MAPKV_API int mapkv_cursor_get(mapkv_cursor *cur, mapkv_val *key,
+			       mapkv_val *val, int op);
+
+/**
+ * Delete the pair under the cursor. Afterwards MAPKV_NEXT returns the pair
+ * that followed it, MAPKV_PREV the one before it.
+ * @return 0, MAPKV_NOTFOUND if unpositioned, and the errors of mapkv_put().
+ */
+MAPKV_API int mapkv_cursor_del(mapkv_cursor *cur);
+
+/** Close a cursor. NULL is ignored. */
+MAPKV_API void mapkv_cursor_close(mapkv_cursor *cur);
+
+/** Statistics of tree @p dbi as the transaction sees it.
+ * @return 0, MAPKV_BAD_DBI, MAPKV_BAD_TXN, MAPKV_INVALID. */
+MAPKV_API int mapkv_stat(mapkv_txn *txn, mapkv_dbi dbi,
+			 mapkv_stat_info *st);
+
+/** A sentence describing an error code (or "success" for 0, or the
+ * operating system's text for a positive errno value). Never NULL. */
+MAPKV_API const char *mapkv_strerror(int rc);
+
+/** The library version as a string, e.g. "0.1.0". */
+MAPKV_API const char *mapkv_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MAPKV_H */

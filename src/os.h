@@ -1,0 +1,117 @@
+/*
+ * os.h: the operating-system layer as a swappable table (like SQLite's VFS).
+ *
+ * Every byte that reaches the database file, every barrier that makes bytes
+ * durable, every size change and every mapping goes through an os_vfs. The
+ * library holds a pointer to one (os_posix_vfs() or os_win32_vfs() by
+ * default); tests put their own underneath to record writes and syncs,
+ * inject errors or simulate a power loss, without touching the layers
+ * above. No file but os_*.c includes a platform header.
+ *
+ * Memory allocation goes through the table too, so a test can fail the Nth
+ * allocation.
+ *
+ * Errors: every function returns 0 or a negative MAPKV_* code (MAPKV_IO
+ * with errno set, MAPKV_FULL for ENOSPC/EFBIG, MAPKV_NOMEM); none prints.
+ */
+#ifndef MAPKV_OS_H
+#define MAPKV_OS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct os_vfs os_vfs;
+typedef struct os_file os_file; /* defined by each implementation */
+
+/* One buffer of a gathered write. */
+typedef struct os_iov {
+	const void *base;
+	size_t len;
+} os_iov;
+
+/* Flags for open. */
+#define OS_OPEN_RDONLY 0x1  /* read-only access */
+#define OS_OPEN_CREATE 0x2  /* create if missing */
+
+/* Lock kinds for lock(). */
+#define OS_LOCK_WRITER 0 /* the single-writer lock */
+
+struct os_vfs {
+	const char *name;
+	void *ctx; /* implementation's own state (tests hang theirs here) */
+
+	/* Memory. */
+	void *(*alloc)(os_vfs *vfs, size_t n);
+	void *(*realloc)(os_vfs *vfs, void *p, size_t n);
+	void (*free)(os_vfs *vfs, void *p);
+
+	/* The smallest unit of mapping (page size, or allocation granularity
+	 * on Windows). */
+	size_t (*map_granularity)(os_vfs *vfs);
+
+	/* Open @path. *created is set to 1 when this call created the file.
+	 * @mode is the permission for a created file. */
+	int (*open)(os_vfs *vfs, const char *path, int flags, unsigned mode,
+		    os_file **f, int *created);
+	void (*close)(os_file *f);
+
+	/* Current size of the file in bytes. */
+	int (*size)(os_file *f, uint64_t *size);
+
+	/* Read exactly n bytes at off (short read past EOF: the missing tail
+	 * is zero-filled and *got says how many bytes were in the file). */
+	int (*read)(os_file *f, void *buf, size_t n, uint64_t off,
+		    size_t *got);
+
+	/* Write the buffers back to back starting at off (pwritev). All or
+	 * error. */
+	int (*write)(os_file *f, const os_iov *iov, int cnt, uint64_t off);
+
+	/* Set the file's size to exactly @size bytes (grow or shrink). */
+	int (*resize)(os_file *f, uint64_t size);
+
+	/* Barrier: make every write before it durable (fdatasync). */
+	int (*sync)(os_file *f);
+
+	/* Make the directory entry of a newly created file durable. */
+	int (*sync_dir)(os_vfs *vfs, const char *path);
+
+	/* Reserve @max bytes of address space (nothing committed) and map the
+	 * first @len bytes of the file read-only, shared, at its start.
+	 * *base receives the start of the reservation. */
+	int (*map)(os_file *f, uint64_t max, uint64_t len, void **base);
+
+	/* The file grew: map bytes [old_len, new_len) in place inside the
+	 * reservation, so that base does not move. */
+	int (*map_extend)(os_file *f, void *base, uint64_t old_len,
+			  uint64_t new_len);
+
+	/* Unmap and release the whole reservation. */
+	void (*unmap)(os_file *f, void *base, uint64_t max);
+
+	/* Take/release an advisory exclusive lock on the file (the writer
+	 * lock across processes). wait=0: return MAPKV_BUSY if held. */
+	int (*lock)(os_file *f, int kind, int wait);
+	int (*unlock)(os_file *f, int kind);
+
+	/* Is process @pid alive? */
+	int (*pid_alive)(os_vfs *vfs, uint64_t pid);
+	uint64_t (*pid)(os_vfs *vfs);
+
+	/* Monotonic clock in nanoseconds. */
+	uint64_t (*clock_ns)(os_vfs *vfs);
+};
+
+/* The platform's default table (a static, shared, never freed). */
+os_vfs *os_default_vfs(void);
+
+/* A process-private mutex (not part of the swappable table: it never
+ * touches the file). os_mutex_create returns 0 or MAPKV_NOMEM/MAPKV_IO. */
+typedef struct os_mutex os_mutex;
+int os_mutex_create(os_mutex **m);
+void os_mutex_destroy(os_mutex *m);
+void os_mutex_lock(os_mutex *m);
+int os_mutex_trylock(os_mutex *m); /* 0 if taken, MAPKV_BUSY if held */
+void os_mutex_unlock(os_mutex *m);
+
+#endif /* MAPKV_OS_H */
