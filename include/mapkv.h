@@ -145,7 +145,7 @@ typedef struct mapkv_stat_info {
 } mapkv_stat_info;
 
 /** Facts about an environment, filled by mapkv_env_info(). */
-typedef struct mapkv_env_info {
+typedef struct mapkv_envinfo {
 	uint32_t page_size;    /**< bytes per page */
 	uint64_t max_size;     /**< largest size the file may reach */
 	uint64_t file_size;    /**< current size of the file in bytes */
@@ -155,7 +155,7 @@ typedef struct mapkv_env_info {
 	uint32_t max_readers;  /**< reader slots */
 	uint32_t num_readers;  /**< slots held by live read transactions */
 	uint64_t oldest_reader_txnid; /**< oldest snapshot in use, 0 if none */
-} mapkv_env_info;
+} mapkv_envinfo;
 
 /**
  * Open (and create when missing) the database file @p path.
@@ -191,7 +191,7 @@ MAPKV_API int mapkv_sync(mapkv_env *env);
 
 /** Fill @p info with facts about the environment.
  * @return 0, MAPKV_INVALID. */
-MAPKV_API int mapkv_env_info(mapkv_env *env, mapkv_env_info *info);
+MAPKV_API int mapkv_env_info(mapkv_env *env, mapkv_envinfo *info);
 
 /**
  * Begin a transaction.

@@ -3,7 +3,7 @@
  *
  * Every byte that reaches the database file, every barrier that makes bytes
  * durable, every size change and every mapping goes through an os_vfs. The
- * library holds a pointer to one (os_posix_vfs() or os_win32_vfs() by
+ * library holds a pointer to one (os_default_vfs(), from os_posix.c or os_win32.c, by
  * default); tests put their own underneath to record writes and syncs,
  * inject errors or simulate a power loss, without touching the layers
  * above. No file but os_*.c includes a platform header.

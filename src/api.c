@@ -1,0 +1,263 @@
+/*
+ * api.c: the public mapkv_* functions. Each checks its arguments, the
+ * state of the handles it is given, and maps the result of the layers
+ * below to the documented codes; a write that fails for any reason other
+ * than a bad argument marks its transaction failed (only abort is left).
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "cursor.h"
+#include "txn.h"
+
+int env_open_vfs(mapkv_env **out, const char *path, const mapkv_options *opts,
+		 os_vfs *vfs);
+void env_close(mapkv_env *env);
+
+int mapkv_open(mapkv_env **env, const char *path, const mapkv_options *opts)
+{
+	if (!env)
+		return MAPKV_INVALID;
+	*env = NULL;
+	if (!path || !*path)
+		return MAPKV_INVALID;
+	return env_open_vfs(env, path, opts, os_default_vfs());
+}
+
+void mapkv_close(mapkv_env *env)
+{
+	if (env)
+		env_close(env);
+}
+
+int mapkv_sync(mapkv_env *env)
+{
+	if (!env)
+		return MAPKV_INVALID;
+	if (env->flags & MAPKV_RDONLY)
+		return 0;
+	return env->vfs->sync(env->file);
+}
+
+int mapkv_env_info(mapkv_env *env, mapkv_envinfo *info)
+{
+	if (!env || !info)
+		return MAPKV_INVALID;
+	memset(info, 0, sizeof(*info));
+	mapkv_txn *txn;
+	int rc = txn_begin(env, MAPKV_RDONLY, &txn);
+	if (rc)
+		return rc;
+	uint64_t nfree = 0;
+	rc = txn_count_free(txn, &nfree);
+	info->page_size = env->psize;
+	info->max_size = env->max_size;
+	info->file_size = env->file_size;
+	info->last_txnid = txn->meta.txnid;
+	info->pages_used = txn->meta.last_pgno;
+	info->pages_free = nfree;
+	info->max_readers = env->readers.nslots;
+	txn_abort(txn);
+	info->num_readers = lk_count(&env->readers);
+	info->oldest_reader_txnid = lk_oldest(&env->readers, 0);
+	return rc;
+}
+
+int mapkv_txn_begin(mapkv_env *env, unsigned flags, mapkv_txn **txn)
+{
+	if (txn)
+		*txn = NULL;
+	if (!env || !txn || (flags & ~(MAPKV_RDONLY | MAPKV_TRY)))
+		return MAPKV_INVALID;
+	return txn_begin(env, flags, txn);
+}
+
+int mapkv_txn_commit(mapkv_txn *txn)
+{
+	if (!txn)
+		return MAPKV_INVALID;
+	return txn_commit(txn);
+}
+
+void mapkv_txn_abort(mapkv_txn *txn)
+{
+	if (txn)
+		txn_abort(txn);
+}
+
+uint64_t mapkv_txn_id(const mapkv_txn *txn)
+{
+	return txn ? txn->txnid : 0;
+}
+
+/* Common checks of a transaction used for reading. */
+static int check_txn(mapkv_txn *txn)
+{
+	if (!txn)
+		return MAPKV_INVALID;
+	if (txn->state != TXN_ACTIVE)
+		return MAPKV_BAD_TXN;
+	return 0;
+}
+
+static int check_write(mapkv_txn *txn)
+{
+	int rc = check_txn(txn);
+	if (rc)
+		return rc;
+	if (txn->flags & MAPKV_RDONLY)
+		return MAPKV_READONLY;
+	return 0;
+}
+
+static int check_key(const mapkv_val *key)
+{
+	if (!key)
+		return MAPKV_INVALID;
+	if (key->size == 0 || key->size > MAPKV_MAX_KEY_SIZE)
+		return MAPKV_BAD_KEY;
+	if (!key->data)
+		return MAPKV_INVALID;
+	return 0;
+}
+
+int mapkv_dbi_open(mapkv_txn *txn, const char *name, unsigned flags,
+		   mapkv_dbi *dbi)
+{
+	int rc = check_txn(txn);
+	if (rc)
+		return rc;
+	if (!dbi || (flags & ~MAPKV_CREATE))
+		return MAPKV_INVALID;
+	return txn_dbi_open(txn, name, flags, dbi);
+}
+
+int mapkv_dbi_drop(mapkv_txn *txn, mapkv_dbi dbi, int del)
+{
+	int rc = check_write(txn);
+	if (rc)
+		return rc;
+	return txn_dbi_drop(txn, dbi, del);
+}
+
+int mapkv_dbi_list(mapkv_txn *txn, int (*fn)(void *ctx, const char *name),
+		   void *ctx)
+{
+	int rc = check_txn(txn);
+	if (rc)
+		return rc;
+	if (!fn)
+		return MAPKV_INVALID;
+	return txn_dbi_list(txn, fn, ctx);
+}
+
+int mapkv_get(mapkv_txn *txn, mapkv_dbi dbi, const mapkv_val *key,
+	      mapkv_val *val)
+{
+	int rc = check_txn(txn);
+	if (rc)
+		return rc;
+	if ((rc = check_key(key)))
+		return rc;
+	if (!val)
+		return MAPKV_INVALID;
+	txn_tree *tt;
+	if ((rc = txn_tree_get(txn, dbi, &tt)))
+		return rc;
+	return bt_get(&txn->pg, &tt->rec, key->data, key->size, val);
+}
+
+int mapkv_put(mapkv_txn *txn, mapkv_dbi dbi, const mapkv_val *key,
+	      const mapkv_val *val, unsigned flags)
+{
+	int rc = check_write(txn);
+	if (rc)
+		return rc;
+	if ((rc = check_key(key)))
+		return rc;
+	if (!val || (!val->data && val->size) || (flags & ~MAPKV_NOOVERWRITE))
+		return MAPKV_INVALID;
+	if ((uint64_t)val->size > MAPKV_MAX_VALUE_SIZE)
+		return MAPKV_BAD_VALUE;
+	txn_tree *tt;
+	if ((rc = txn_tree_get(txn, dbi, &tt)))
+		return rc;
+	tt->state |= TT_DIRTY;
+	txn->mod_seq++;
+	rc = bt_put(&txn->pg, &tt->rec, key->data, key->size, val->data,
+		    val->size, flags, NULL);
+	if (rc && rc != MAPKV_EXISTS && rc != MAPKV_BAD_VALUE)
+		return txn_fail(txn, rc);
+	return rc;
+}
+
+int mapkv_del(mapkv_txn *txn, mapkv_dbi dbi, const mapkv_val *key)
+{
+	int rc = check_write(txn);
+	if (rc)
+		return rc;
+	if ((rc = check_key(key)))
+		return rc;
+	txn_tree *tt;
+	if ((rc = txn_tree_get(txn, dbi, &tt)))
+		return rc;
+	txn->mod_seq++;
+	rc = bt_del(&txn->pg, &tt->rec, key->data, key->size);
+	if (rc == 0)
+		tt->state |= TT_DIRTY;
+	if (rc && rc != MAPKV_NOTFOUND)
+		return txn_fail(txn, rc);
+	return rc;
+}
+
+int mapkv_cursor_open(mapkv_txn *txn, mapkv_dbi dbi, mapkv_cursor **cur)
+{
+	if (cur)
+		*cur = NULL;
+	int rc = check_txn(txn);
+	if (rc)
+		return rc;
+	if (!cur)
+		return MAPKV_INVALID;
+	return cur_open(txn, dbi, cur);
+}
+
+int mapkv_cursor_get(mapkv_cursor *cur, mapkv_val *key, mapkv_val *val,
+		     int op)
+{
+	if (!cur)
+		return MAPKV_INVALID;
+	return cur_get(cur, key, val, op);
+}
+
+int mapkv_cursor_del(mapkv_cursor *cur)
+{
+	if (!cur)
+		return MAPKV_INVALID;
+	return cur_del(cur);
+}
+
+void mapkv_cursor_close(mapkv_cursor *cur)
+{
+	if (cur)
+		cur_close(cur);
+}
+
+int mapkv_stat(mapkv_txn *txn, mapkv_dbi dbi, mapkv_stat_info *st)
+{
+	int rc = check_txn(txn);
+	if (rc)
+		return rc;
+	if (!st)
+		return MAPKV_INVALID;
+	txn_tree *tt;
+	if ((rc = txn_tree_get(txn, dbi, &tt)))
+		return rc;
+	st->page_size = txn->env->psize;
+	st->depth = tt->rec.depth;
+	st->branch_pages = tt->rec.branch_pages;
+	st->leaf_pages = tt->rec.leaf_pages;
+	st->overflow_pages = tt->rec.overflow_pages;
+	st->entries = tt->rec.entries;
+	return 0;
+}

@@ -1,0 +1,104 @@
+/*
+ * env.h: the environment (one open database file) and the transaction and
+ * cursor structures that the internal layers share. Only the library's own
+ * files include this.
+ */
+#ifndef MAPKV_ENV_H
+#define MAPKV_ENV_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "btree.h"
+#include "lock.h"
+#include "mapkv.h"
+#include "os.h"
+#include "page.h"
+#include "pager.h"
+
+/* A name bound to a tree handle. Slot 0 is the main tree (no name). */
+typedef struct dbi_slot {
+	char *name;
+	size_t nlen;
+} dbi_slot;
+
+struct mapkv_env {
+	os_vfs *vfs;
+	os_file *file;
+	char *path;
+	unsigned flags;
+	unsigned psize;
+	uint64_t max_size;  /* bytes reserved for the map */
+	uint8_t *map;
+	uint64_t map_len;   /* bytes of the file mapped (== file_size) */
+	uint64_t file_size;
+	size_t gran;        /* map granularity */
+
+	os_mutex *wmutex;   /* one writer in this process */
+	os_mutex *mutex;    /* the dbi table */
+
+	/* The last commit, published with a sequence lock so that readers
+	 * copy it without taking a lock (txn.c). */
+	_Atomic uint64_t meta_seq;
+	mk_meta meta;
+	_Atomic uint64_t cur_txnid;
+
+	lk_table readers;
+	uint64_t pid;
+
+	unsigned max_dbs;
+	dbi_slot *dbis;
+	_Atomic unsigned ndbis;
+
+	/* Set when a commit could not make its meta page durable: the file's
+	 * state is unknown until reopened, so writing is refused. */
+	_Atomic int panic;
+	struct mapkv_txn *wtxn;
+
+	/* Scratch space of the (single) writer, allocated at open. */
+	uint8_t *wscratch; /* 4 pages */
+	const uint8_t **split_node;
+	unsigned *split_size;
+};
+
+/* Per-transaction state of a tree handle. */
+#define TT_LOADED 0x1u  /* rec is valid */
+#define TT_DIRTY 0x2u   /* rec changed: store it at commit */
+#define TT_DELETED 0x4u /* dropped with del: remove from catalog */
+
+typedef struct txn_tree {
+	tree_rec rec;
+	unsigned state;
+} txn_tree;
+
+#define TXN_ACTIVE 0
+#define TXN_FAILED 1
+
+struct mapkv_txn {
+	mapkv_env *env;
+	unsigned flags; /* MAPKV_RDONLY for readers */
+	int state;
+	uint64_t txnid; /* snapshot read, or id this writer commits as */
+	mk_meta meta;   /* snapshot; a writer updates trees[] in place */
+	pager pg;
+	txn_tree main;
+	txn_tree *named; /* max_dbs entries, allocated on first use */
+	unsigned slot;   /* reader slot */
+	uint64_t mod_seq; /* bumped by every change (cursors re-seek) */
+	struct mapkv_cursor *cursors;
+};
+
+struct mapkv_cursor {
+	mapkv_txn *txn; /* NULL once the transaction ended */
+	os_vfs *vfs;    /* to free the cursor after its txn is gone */
+	mapkv_dbi dbi;
+	struct mapkv_cursor *next, *prev;
+	int positioned; /* path is valid */
+	int deleted;    /* the key under the cursor was deleted */
+	uint64_t seq;   /* txn->mod_seq the path was built at */
+	bt_path path;
+	size_t klen;
+	uint8_t key[MAPKV_MAX_KEY_SIZE]; /* writers: key under the cursor */
+};
+
+#endif

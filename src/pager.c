@@ -1,0 +1,420 @@
+/*
+ * pager.c: private pages of a write transaction, page allocation and reuse,
+ * writing pages at commit and growing the file (see pager.h).
+ */
+#include "pager.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "env.h"
+
+/* ---- page lists ---- */
+
+int pgvec_push(pager *pg, pgvec *v, pgno_t p)
+{
+	if (v->n == v->cap) {
+		size_t cap = v->cap ? v->cap * 2 : 64;
+		pgno_t *nv = pg->env->vfs->realloc(pg->env->vfs, v->v,
+						   cap * sizeof(pgno_t));
+		if (!nv)
+			return MAPKV_NOMEM;
+		v->v = nv;
+		v->cap = cap;
+	}
+	v->v[v->n++] = p;
+	return 0;
+}
+
+static int cmp_asc(const void *a, const void *b)
+{
+	pgno_t x = *(const pgno_t *)a, y = *(const pgno_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int cmp_desc(const void *a, const void *b)
+{
+	return cmp_asc(b, a);
+}
+
+void pgvec_sort(pgvec *v, int descending)
+{
+	if (v->n > 1)
+		qsort(v->v, v->n, sizeof(pgno_t), descending ? cmp_desc : cmp_asc);
+}
+
+void pgvec_free(pager *pg, pgvec *v)
+{
+	if (v->v)
+		pg->env->vfs->free(pg->env->vfs, v->v);
+	v->v = NULL;
+	v->n = v->cap = 0;
+}
+
+/* ---- the dirty table: open addressing on the page number ---- */
+
+static size_t dhash(pgno_t p, size_t cap)
+{
+	return (size_t)((p * 2654435761u) & (cap - 1));
+}
+
+page *pager_dirty(const pager *pg, pgno_t pgno)
+{
+	if (!pg->dcap)
+		return NULL;
+	size_t mask = pg->dcap - 1;
+	for (size_t i = dhash(pgno, pg->dcap);; i = (i + 1) & mask) {
+		if (pg->dirty[i].pgno == pgno)
+			return pg->dirty[i].p;
+		if (pg->dirty[i].pgno == 0)
+			return NULL;
+	}
+}
+
+static void dirty_insert_raw(dirty_ent *tab, size_t cap, pgno_t pgno,
+			     page *p)
+{
+	size_t mask = cap - 1;
+	size_t i = dhash(pgno, cap);
+	while (tab[i].pgno != 0)
+		i = (i + 1) & mask;
+	tab[i].pgno = pgno;
+	tab[i].p = p;
+}
+
+static int dirty_insert(pager *pg, pgno_t pgno, page *p)
+{
+	if ((pg->dcount + 1) * 2 > pg->dcap) {
+		size_t ncap = pg->dcap ? pg->dcap * 2 : 256;
+		dirty_ent *nt = pg->env->vfs->alloc(pg->env->vfs,
+						    ncap * sizeof(dirty_ent));
+		if (!nt)
+			return MAPKV_NOMEM;
+		memset(nt, 0, ncap * sizeof(dirty_ent));
+		for (size_t i = 0; i < pg->dcap; i++)
+			if (pg->dirty[i].pgno)
+				dirty_insert_raw(nt, ncap, pg->dirty[i].pgno,
+						 pg->dirty[i].p);
+		if (pg->dirty)
+			pg->env->vfs->free(pg->env->vfs, pg->dirty);
+		pg->dirty = nt;
+		pg->dcap = ncap;
+	}
+	dirty_insert_raw(pg->dirty, pg->dcap, pgno, p);
+	pg->dcount++;
+	return 0;
+}
+
+/* Remove with backward-shift deletion, so lookups need no tombstones. */
+static void dirty_remove(pager *pg, pgno_t pgno)
+{
+	size_t mask = pg->dcap - 1;
+	size_t i = dhash(pgno, pg->dcap);
+	while (pg->dirty[i].pgno != pgno) {
+		if (pg->dirty[i].pgno == 0)
+			return;
+		i = (i + 1) & mask;
+	}
+	size_t j = i;
+	for (;;) {
+		j = (j + 1) & mask;
+		if (pg->dirty[j].pgno == 0)
+			break;
+		size_t h = dhash(pg->dirty[j].pgno, pg->dcap);
+		/* Move j into the hole at i unless its home lies in (i, j]. */
+		int in_between = (i <= j) ? (h > i && h <= j) : (h > i || h <= j);
+		if (!in_between) {
+			pg->dirty[i] = pg->dirty[j];
+			i = j;
+		}
+	}
+	pg->dirty[i].pgno = 0;
+	pg->dirty[i].p = NULL;
+	pg->dcount--;
+}
+
+/* ---- transaction set-up ---- */
+
+int pager_begin(pager *pg, mapkv_env *env, uint64_t snap_pages, int writable)
+{
+	memset(pg, 0, sizeof(*pg));
+	pg->env = env;
+	pg->map = env->map;
+	pg->psize = env->psize;
+	pg->snap_pages = snap_pages;
+	pg->writable = writable;
+	if (writable) {
+		pg->next_pgno = snap_pages;
+		pg->max_pages = env->max_size / env->psize;
+		/* One writer at a time: its scratch space is the env's. */
+		pg->scratch = env->wscratch;
+		pg->split_node = env->split_node;
+		pg->split_size = env->split_size;
+	}
+	return 0;
+}
+
+void pager_end(pager *pg)
+{
+	os_vfs *vfs = pg->env->vfs;
+	for (size_t i = 0; i < pg->dcap; i++)
+		if (pg->dirty[i].pgno)
+			vfs->free(vfs, pg->dirty[i].p);
+	if (pg->dirty)
+		vfs->free(vfs, pg->dirty);
+	pg->dirty = NULL;
+	pg->dcap = pg->dcount = 0;
+	pgvec_free(pg, &pg->freed);
+	pgvec_free(pg, &pg->reuse);
+	pg->scratch = NULL;
+}
+
+/* ---- allocation ---- */
+
+int pager_add_reuse(pager *pg, const pgno_t *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (v[i] == 0)
+			continue;
+		int rc = pgvec_push(pg, &pg->reuse, v[i]);
+		if (rc)
+			return rc;
+	}
+	pg->reuse_unsorted = 1;
+	return 0;
+}
+
+static void reuse_sort(pager *pg)
+{
+	if (pg->reuse_unsorted) {
+		pgvec_sort(&pg->reuse, 1);
+		pg->reuse_unsorted = 0;
+	}
+}
+
+/* Take a run of n consecutive pages from the reuse list (sorted
+ * descending, so a run appears as v[i] = v[i+1] + 1 ...). Returns 0 if
+ * there is none. */
+static pgno_t reuse_take(pager *pg, unsigned n)
+{
+	pgvec *r = &pg->reuse;
+	if (r->n == 0)
+		return 0;
+	reuse_sort(pg);
+	if (n == 1)
+		return r->v[--r->n]; /* the lowest page keeps the file dense */
+	for (size_t end = r->n; end >= n; end--) {
+		/* candidate run r->v[end-n .. end-1], lowest at end-1 */
+		size_t lo = end - 1;
+		size_t k = 1;
+		while (k < n && r->v[lo - k] == r->v[lo] + k)
+			k++;
+		if (k == n) {
+			pgno_t first = r->v[lo];
+			memmove(&r->v[end - n], &r->v[end],
+				(r->n - end) * sizeof(pgno_t));
+			r->n -= n;
+			return first;
+		}
+	}
+	return 0;
+}
+
+int pager_alloc(pager *pg, unsigned n, page **out)
+{
+	os_vfs *vfs = pg->env->vfs;
+	int rc;
+	if (!pg->writable)
+		return MAPKV_READONLY;
+	if (pg->reuse.n < n && pg->reclaim && !pg->reclaim_busy) {
+		pg->reclaim_busy = 1;
+		rc = pg->reclaim(pg->reclaim_ctx);
+		pg->reclaim_busy = 0;
+		if (rc)
+			return rc;
+	}
+	size_t bytes = (size_t)n * pg->psize;
+	page *p = vfs->alloc(vfs, bytes);
+	if (!p)
+		return MAPKV_NOMEM;
+	pgno_t pgno = reuse_take(pg, n);
+	if (!pgno) {
+		if (pg->next_pgno + n > pg->max_pages ||
+		    pg->next_pgno + n > 0xffffffffull) {
+			vfs->free(vfs, p);
+			return MAPKV_FULL;
+		}
+		pgno = (pgno_t)pg->next_pgno;
+		pg->next_pgno += n;
+	}
+	rc = dirty_insert(pg, pgno, p);
+	if (rc) {
+		/* Give the number back where it came from. */
+		if (pgno + n == pg->next_pgno)
+			pg->next_pgno -= n;
+		else
+			for (unsigned i = 0; i < n; i++)
+				(void)pgvec_push(pg, &pg->reuse, pgno + i),
+					pg->reuse_unsorted = 1;
+		vfs->free(vfs, p);
+		return rc;
+	}
+	/* Zeroed so no uninitialised heap bytes ever reach the file. */
+	memset(p, 0, bytes);
+	pg_set_pgno(p, pgno);
+	*out = p;
+	return 0;
+}
+
+int pager_touch(pager *pg, const page *p, page **out)
+{
+	pgno_t pgno = pg_pgno(p);
+	page *d = pager_dirty(pg, pgno);
+	if (d) {
+		*out = d;
+		return 0;
+	}
+	page *np;
+	int rc = pager_alloc(pg, 1, &np);
+	if (rc)
+		return rc;
+	pgno_t nn = pg_pgno(np);
+	memcpy(np, p, pg->psize);
+	pg_set_pgno(np, nn);
+	rc = pgvec_push(pg, &pg->freed, pgno);
+	if (rc)
+		return rc;
+	*out = np;
+	return 0;
+}
+
+int pager_free(pager *pg, pgno_t pgno, unsigned n)
+{
+	int rc;
+	page *d = pager_dirty(pg, pgno);
+	if (d) {
+		/* Never written: nobody else can see it, reuse it at once. */
+		dirty_remove(pg, pgno);
+		pg->env->vfs->free(pg->env->vfs, d);
+		for (unsigned i = 0; i < n; i++)
+			if ((rc = pgvec_push(pg, &pg->reuse, pgno + i)))
+				return rc;
+		pg->reuse_unsorted = 1;
+		return 0;
+	}
+	if (pgno < MK_NUM_META || (uint64_t)pgno + n > pg->snap_pages)
+		return MAPKV_CORRUPT;
+	for (unsigned i = 0; i < n; i++)
+		if ((rc = pgvec_push(pg, &pg->freed, pgno + i)))
+			return rc;
+	return 0;
+}
+
+void pager_trim_tail(pager *pg)
+{
+	pgvec *r = &pg->reuse;
+	reuse_sort(pg);
+	/* Highest first: while the top free page is the last allocated one,
+	 * hand it back to the end of the file. Only pages this transaction
+	 * allocated past the snapshot qualify. */
+	size_t i = 0;
+	while (i < r->n && r->v[i] + 1ull == pg->next_pgno &&
+	       r->v[i] >= pg->snap_pages) {
+		pg->next_pgno--;
+		i++;
+	}
+	if (i) {
+		memmove(r->v, r->v + i, (r->n - i) * sizeof(pgno_t));
+		r->n -= i;
+	}
+}
+
+/* ---- growth ---- */
+
+int pager_grow(mapkv_env *env, uint64_t bytes)
+{
+	if (bytes <= env->file_size)
+		return 0;
+	if (bytes > env->max_size)
+		return MAPKV_FULL;
+	/* Grow by an eighth of the file (at least 256 KiB), so a bulk load
+	 * costs O(log n) resize calls, never one per page. */
+	uint64_t step = env->file_size / 8;
+	if (step < 256 * 1024)
+		step = 256 * 1024;
+	uint64_t want = env->file_size + step;
+	if (want < bytes)
+		want = bytes;
+	uint64_t unit = env->gran > env->psize ? env->gran : env->psize;
+	want = (want + unit - 1) / unit * unit;
+	if (want > env->max_size)
+		want = env->max_size / unit * unit;
+	if (want < bytes)
+		return MAPKV_FULL;
+	int rc = env->vfs->resize(env->file, want);
+	if (rc)
+		return rc;
+	uint64_t old_map = env->map_len;
+	rc = env->vfs->map_extend(env->file, env->map, old_map, want);
+	if (rc)
+		return rc;
+	env->map_len = want;
+	env->file_size = want;
+	return 0;
+}
+
+/* ---- commit ---- */
+
+static int cmp_dirty(const void *a, const void *b)
+{
+	pgno_t x = ((const dirty_ent *)a)->pgno, y = ((const dirty_ent *)b)->pgno;
+	return x < y ? -1 : x > y;
+}
+
+static unsigned run_pages(const page *p)
+{
+	return (pg_flags(p) & MK_P_OVERFLOW) ? pg_ovpages(p) : 1;
+}
+
+int pager_write_dirty(pager *pg)
+{
+	mapkv_env *env = pg->env;
+	os_vfs *vfs = env->vfs;
+	int rc;
+	if (pg->dcount == 0)
+		return 0;
+	rc = pager_grow(env, pg->next_pgno * (uint64_t)pg->psize);
+	if (rc)
+		return rc;
+	dirty_ent *v = vfs->alloc(vfs, pg->dcount * sizeof(dirty_ent));
+	if (!v)
+		return MAPKV_NOMEM;
+	size_t n = 0;
+	for (size_t i = 0; i < pg->dcap; i++)
+		if (pg->dirty[i].pgno)
+			v[n++] = pg->dirty[i];
+	qsort(v, n, sizeof(dirty_ent), cmp_dirty);
+
+	/* Coalesce runs of consecutive pages into one gathered write. */
+	enum { MAXIOV = 256 };
+	os_iov iov[MAXIOV];
+	size_t i = 0;
+	rc = 0;
+	while (i < n && !rc) {
+		pgno_t start = v[i].pgno;
+		pgno_t next = start;
+		int cnt = 0;
+		while (i < n && cnt < MAXIOV && v[i].pgno == next) {
+			unsigned np = run_pages(v[i].p);
+			iov[cnt].base = v[i].p;
+			iov[cnt].len = (size_t)np * pg->psize;
+			cnt++;
+			next += np;
+			i++;
+		}
+		rc = vfs->write(env->file, iov, cnt,
+				(uint64_t)start * pg->psize);
+	}
+	vfs->free(vfs, v);
+	return rc;
+}

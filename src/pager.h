@@ -1,0 +1,125 @@
+/*
+ * pager.h: pages of one transaction.
+ *
+ * A read transaction reads pages straight from the map. A write
+ * transaction never writes into the map: the first time it changes a page
+ * that the committed snapshot owns, pager_touch() copies it into a private
+ * buffer under a new page number (copy-on-write) and records the old
+ * number as freed by this transaction. New pages come from the pages this
+ * transaction may reuse (free pages no reader can see any more) or from the
+ * end of the file. At commit the private buffers are written with pwrite in
+ * page order (pager_write_dirty) and the file grows first if needed.
+ *
+ * Invariant: a page number below snap_pages that is not in the dirty table
+ * belongs to the committed snapshot and is never written by this
+ * transaction; a page number at or above snap_pages is always in the dirty
+ * table.
+ */
+#ifndef MAPKV_PAGER_H
+#define MAPKV_PAGER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mapkv.h"
+#include "page.h"
+
+struct mapkv_env;
+
+/* A growable array of page numbers. */
+typedef struct pgvec {
+	pgno_t *v;
+	size_t n, cap;
+} pgvec;
+
+typedef struct dirty_ent {
+	pgno_t pgno; /* 0: empty slot */
+	page *p;
+} dirty_ent;
+
+typedef struct pager {
+	struct mapkv_env *env;
+	const uint8_t *map;
+	unsigned psize;
+	uint64_t snap_pages; /* high-water mark of the snapshot read */
+	int writable;
+
+	/* Write transactions only. */
+	uint64_t next_pgno; /* first page never allocated */
+	uint64_t max_pages; /* the file may not grow past this */
+	dirty_ent *dirty;
+	size_t dcap, dcount;
+	pgvec freed; /* committed pages this transaction stopped using */
+	pgvec reuse; /* free pages it may use; kept sorted descending */
+	int reuse_unsorted;
+	/* Called when reuse is empty, to load more free pages (the free-page
+	 * tree lives above this layer). Returns 0 or an error; may leave
+	 * reuse empty. */
+	int (*reclaim)(void *ctx);
+	void *reclaim_ctx;
+	int reclaim_busy;
+	uint8_t *scratch; /* 4 pages of scratch for splits (btree.c) */
+	const uint8_t **split_node; /* psize / 8 + 2 entries each */
+	unsigned *split_size;
+} pager;
+
+/* Set up for a transaction over a snapshot of @snap_pages pages. */
+int pager_begin(pager *pg, struct mapkv_env *env, uint64_t snap_pages,
+		int writable);
+/* Release every buffer (abort, or after commit). */
+void pager_end(pager *pg);
+
+/* The page @pgno (a private copy if this transaction changed it). Checks
+ * that the page exists. Returns 0 or MAPKV_CORRUPT. */
+static inline int pager_get(const pager *pg, pgno_t pgno, const page **out);
+
+/* Is @pgno a private (dirty) page of this transaction? NULL if not. */
+page *pager_dirty(const pager *pg, pgno_t pgno);
+
+/* A new private run of @n pages, zeroed but for the page number in the
+ * first header. Returns 0, MAPKV_FULL, MAPKV_NOMEM, or the reclaim hook's
+ * error. */
+int pager_alloc(pager *pg, unsigned n, page **out);
+
+/* A private, writable version of page @p (itself if already private). */
+int pager_touch(pager *pg, const page *p, page **out);
+
+/* This transaction no longer uses the run of @n pages at @pgno. */
+int pager_free(pager *pg, pgno_t pgno, unsigned n);
+
+/* Add pages to the reuse list (the reclaim hook uses it). */
+int pager_add_reuse(pager *pg, const pgno_t *v, size_t n);
+
+/* Sort and deduplicate helpers for page lists. */
+int pgvec_push(pager *pg, pgvec *v, pgno_t p);
+void pgvec_sort(pgvec *v, int descending);
+void pgvec_free(pager *pg, pgvec *v);
+
+/* Give pages at the top of the reuse list back to the end of the file
+ * (lowers next_pgno) so a commit does not record them as free. */
+void pager_trim_tail(pager *pg);
+
+/* Write every private page to the file, in page order, growing the file
+ * first. Returns 0, MAPKV_IO, MAPKV_FULL, MAPKV_NOMEM. */
+int pager_write_dirty(pager *pg);
+
+/* Make the file at least @bytes long (amortised steps) and extend the map
+ * to match. */
+int pager_grow(struct mapkv_env *env, uint64_t bytes);
+
+static inline int pager_get(const pager *pg, pgno_t pgno, const page **out)
+{
+	if (pg->writable && pg->dcount) {
+		page *d = pager_dirty(pg, pgno);
+		if (d) {
+			*out = d;
+			return 0;
+		}
+	}
+	if (pgno < MK_NUM_META || pgno >= pg->snap_pages)
+		return MAPKV_CORRUPT;
+	*out = pg->map + (size_t)pgno * pg->psize;
+	return 0;
+}
+
+#endif

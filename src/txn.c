@@ -1,0 +1,630 @@
+/*
+ * txn.c: transactions.
+ *
+ * Readers: a read transaction claims a reader slot, copies the last
+ * published meta (a sequence lock, no mutex), publishes the snapshot's id
+ * in its slot and checks that it is still the current commit; from then on
+ * every page it reaches stays untouched until it ends, because a writer
+ * reuses a page freed by commit T only when no slot holds an id below T.
+ *
+ * The writer: one at a time (a mutex in the process, a lock on the file
+ * between processes). It starts from the newest valid meta page on disk,
+ * changes private copies of pages (pager.c), and commits in this order:
+ *   1. store changed tree records in the catalog;
+ *   2. record the pages it freed, and the free pages it did not use, in the
+ *      free-page tree (save_free);
+ *   3. write every private page (pwrite), then sync: the new tree is on
+ *      disk but nothing points to it yet;
+ *   4. write the meta page with the older id (id % 2), then sync: this one
+ *      write makes the commit;
+ *   5. publish the meta to this process's readers.
+ * A crash before 4 completes leaves the previous meta as the newest valid
+ * one (a torn meta page fails its checksum), and the previous tree's pages
+ * were not touched: steps 1-3 wrote only pages that were free. A failure in
+ * 1-3 fails the commit and the file is as it was. A failure in 4 (the write
+ * or its sync) leaves the file's state unknown to this process (the meta
+ * may or may not reach the disk, and the kernel may have dropped the pages
+ * of a failed sync), so the environment refuses further writes with
+ * MAPKV_PANIC until it is reopened, which reads whatever the disk holds.
+ */
+#include "txn.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "checksum.h"
+
+int env_load_meta(mapkv_env *env, mk_meta *m); /* env.c */
+
+/* ---- meta publication (sequence lock) ---- */
+
+void txn_read_meta(mapkv_env *env, mk_meta *m)
+{
+	for (;;) {
+		uint64_t s1 = atomic_load_explicit(&env->meta_seq,
+						   memory_order_acquire);
+		if (s1 & 1)
+			continue;
+		memcpy(m, &env->meta, sizeof(*m));
+		atomic_thread_fence(memory_order_acquire);
+		uint64_t s2 = atomic_load_explicit(&env->meta_seq,
+						   memory_order_relaxed);
+		if (s1 == s2)
+			return;
+	}
+}
+
+void txn_publish_meta(mapkv_env *env, const mk_meta *m)
+{
+	atomic_fetch_add_explicit(&env->meta_seq, 1, memory_order_acq_rel);
+	atomic_thread_fence(memory_order_release);
+	memcpy(&env->meta, m, sizeof(*m));
+	atomic_fetch_add_explicit(&env->meta_seq, 1, memory_order_release);
+	atomic_store(&env->cur_txnid, m->txnid);
+}
+
+int txn_fail(mapkv_txn *txn, int rc)
+{
+	if (!(txn->flags & MAPKV_RDONLY))
+		txn->state = TXN_FAILED;
+	return rc;
+}
+
+/* ---- free-page records ---- */
+
+static void free_key(uint8_t *k, uint64_t id, uint64_t seq)
+{
+	for (int i = 0; i < 8; i++) {
+		k[i] = (uint8_t)(id >> (56 - 8 * i));
+		k[8 + i] = (uint8_t)(seq >> (56 - 8 * i));
+	}
+}
+
+static uint64_t free_key_id(const uint8_t *k)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | k[i];
+	return v;
+}
+
+/* The pager ran out of pages to reuse: move the oldest free-page record
+ * that no reader can still need into the reuse list. */
+static int reclaim(void *ctx)
+{
+	mapkv_txn *txn = ctx;
+	mapkv_env *env = txn->env;
+	tree_rec *ft = &txn->meta.trees[MK_TREE_FREE];
+	bt_path path;
+	mapkv_val k, v;
+	uint64_t last = txn->txnid - 1;
+	int rc = bt_first(&txn->pg, ft, &path);
+	if (rc == MAPKV_NOTFOUND)
+		return 0;
+	if (rc)
+		return rc;
+	if ((rc = bt_path_kv(&txn->pg, &path, &k, &v)))
+		return rc;
+	if (k.size != MK_FREE_KEY || (v.size & 3))
+		return MAPKV_CORRUPT;
+	uint64_t id = free_key_id(k.data);
+	if (id > last)
+		return MAPKV_CORRUPT;
+	if (id > lk_oldest(&env->readers, last))
+		return 0; /* a reader may still see these pages */
+	size_t n = v.size / 4;
+	const uint8_t *p = v.data;
+	for (size_t i = 0; i < n; i++) {
+		pgno_t pgno = pg_ld32(p + 4 * i);
+		if (pgno == 0)
+			continue;
+		if (pgno < MK_NUM_META || pgno >= txn->pg.snap_pages)
+			return MAPKV_CORRUPT;
+		if ((rc = pgvec_push(&txn->pg, &txn->pg.reuse, pgno)))
+			return rc;
+	}
+	txn->pg.reuse_unsorted = 1;
+	uint8_t key[MK_FREE_KEY];
+	memcpy(key, k.data, MK_FREE_KEY);
+	return bt_del(&txn->pg, ft, key, MK_FREE_KEY);
+}
+
+/* Reserve space for chunked records of the list @v under id @id and chunk
+ * numbers base, base+1, ...; cap[] remembers each chunk's reserved
+ * entries. Returns 1 if anything was (re)reserved. */
+static int reserve_chunks(mapkv_txn *txn, uint64_t id, uint64_t base,
+			  const pgvec *v, unsigned *cap, size_t maxchunks,
+			  int *changed)
+{
+	unsigned ch = pg_free_chunk(txn->pg.psize);
+	tree_rec *ft = &txn->meta.trees[MK_TREE_FREE];
+	size_t nc = (v->n + ch - 1) / ch;
+	if (nc > maxchunks)
+		return MAPKV_NOMEM;
+	for (size_t c = 0; c < nc; c++) {
+		size_t need = v->n - c * ch;
+		if (need > ch)
+			need = ch;
+		if (need <= cap[c])
+			continue;
+		/* A little slack: the puts themselves free and allocate a
+		 * few pages, which would otherwise force another round. */
+		size_t want = need + 8 > ch ? ch : need + 8;
+		uint8_t key[MK_FREE_KEY];
+		void *dst;
+		free_key(key, id, base + c);
+		int rc = bt_put(&txn->pg, ft, key, MK_FREE_KEY, NULL, want * 4,
+				BT_RESERVE, &dst);
+		if (rc)
+			return rc;
+		cap[c] = (unsigned)want;
+		*changed = 1;
+	}
+	return 0;
+}
+
+static int fill_chunks(mapkv_txn *txn, uint64_t id, uint64_t base,
+		       const pgvec *v, const unsigned *cap, size_t maxchunks)
+{
+	unsigned ch = pg_free_chunk(txn->pg.psize);
+	tree_rec *ft = &txn->meta.trees[MK_TREE_FREE];
+	size_t done = 0;
+	for (size_t c = 0; c < maxchunks && cap[c]; c++) {
+		uint8_t key[MK_FREE_KEY];
+		mapkv_val val;
+		free_key(key, id, base + c);
+		int rc = bt_get(&txn->pg, ft, key, MK_FREE_KEY, &val);
+		if (rc)
+			return rc;
+		if (val.size != cap[c] * 4u)
+			return MAPKV_CORRUPT;
+		/* Every free-tree page on the way to this record was made
+		 * private by the reserving put, so the value is writable. */
+		uint8_t *dst = (uint8_t *)val.data;
+		for (unsigned i = 0; i < cap[c]; i++) {
+			pgno_t p = 0;
+			if (done < v->n && i < ch)
+				p = v->v[done++];
+			pg_st32(dst + 4 * i, p);
+		}
+	}
+	return done == v->n ? 0 : MAPKV_CORRUPT;
+}
+
+/*
+ * Record in the free-page tree the pages this commit freed (under its own
+ * id) and the free pages it loaded but did not use (under id 0). Writing
+ * the records changes the free-page tree, which itself frees and allocates
+ * pages, so the lists keep moving: reserve room for them (with slack) until
+ * a round reserves nothing new, and only then write the page numbers into
+ * the reserved space. Loading further records is switched off meanwhile
+ * (new pages come from the reuse list or the end of the file).
+ */
+static int save_free(mapkv_txn *txn)
+{
+	pager *pg = &txn->pg;
+	os_vfs *vfs = txn->env->vfs;
+	int rc = 0;
+	pg->reclaim = NULL;
+	pager_trim_tail(pg);
+	if (pg->freed.n == 0 && pg->reuse.n == 0)
+		return 0;
+	unsigned ch = pg_free_chunk(pg->psize);
+	/* Both lists can only grow by what the tree changes below cost,
+	 * which is far less than their size plus a margin. */
+	size_t maxf = (pg->freed.n + pg->reuse.n) / ch + 64;
+	unsigned *capf = vfs->alloc(vfs, 2 * maxf * sizeof(unsigned));
+	if (!capf)
+		return MAPKV_NOMEM;
+	memset(capf, 0, 2 * maxf * sizeof(unsigned));
+	unsigned *capr = capf + maxf;
+	uint64_t rbase = txn->txnid << 16;
+	int changed = 1;
+	for (int round = 0; changed; round++) {
+		if (round > 64) {
+			rc = MAPKV_CORRUPT; /* cannot converge: a bug */
+			goto out;
+		}
+		changed = 0;
+		pgvec_sort(&pg->freed, 0);
+		if ((rc = reserve_chunks(txn, txn->txnid, 0, &pg->freed, capf,
+					 maxf, &changed)))
+			goto out;
+		pager_trim_tail(pg);
+		if ((rc = reserve_chunks(txn, 0, rbase, &pg->reuse, capr, maxf,
+					 &changed)))
+			goto out;
+	}
+	/* Nothing moves any more: write the lists into their records. */
+	pgvec_sort(&pg->freed, 0);
+	if ((rc = fill_chunks(txn, txn->txnid, 0, &pg->freed, capf, maxf)))
+		goto out;
+	rc = fill_chunks(txn, 0, rbase, &pg->reuse, capr, maxf);
+out:
+	vfs->free(vfs, capf);
+	return rc;
+}
+
+int txn_count_free(mapkv_txn *txn, uint64_t *pages)
+{
+	bt_path path;
+	mapkv_val k, v;
+	uint64_t n = 0;
+	const tree_rec *ft = &txn->meta.trees[MK_TREE_FREE];
+	int rc = bt_first(&txn->pg, ft, &path);
+	while (rc == 0) {
+		if ((rc = bt_path_kv(&txn->pg, &path, &k, &v)))
+			return rc;
+		const uint8_t *p = v.data;
+		for (size_t i = 0; i + 4 <= v.size; i += 4)
+			n += pg_ld32(p + i) != 0;
+		rc = bt_next(&txn->pg, &path);
+	}
+	if (rc != MAPKV_NOTFOUND)
+		return rc;
+	*pages = n;
+	return 0;
+}
+
+/* ---- trees of a transaction ---- */
+
+static int load_named(mapkv_txn *txn)
+{
+	if (txn->named)
+		return 0;
+	os_vfs *vfs = txn->env->vfs;
+	size_t sz = txn->env->max_dbs * sizeof(txn_tree);
+	txn->named = vfs->alloc(vfs, sz);
+	if (!txn->named)
+		return MAPKV_NOMEM;
+	memset(txn->named, 0, sz);
+	return 0;
+}
+
+static int catalog_get(mapkv_txn *txn, const char *name, size_t nlen,
+		       tree_rec *rec)
+{
+	mapkv_val v;
+	int rc = bt_get(&txn->pg, &txn->meta.trees[MK_TREE_CATALOG], name,
+			nlen, &v);
+	if (rc)
+		return rc;
+	if (v.size != MK_TREE_REC_SIZE)
+		return MAPKV_CORRUPT;
+	pg_tree_decode(v.data, rec);
+	if (rec->depth > BT_MAXDEPTH || (rec->root == 0) != (rec->depth == 0))
+		return MAPKV_CORRUPT;
+	return 0;
+}
+
+int txn_tree_get(mapkv_txn *txn, mapkv_dbi dbi, txn_tree **out)
+{
+	mapkv_env *env = txn->env;
+	if (dbi == 0) {
+		*out = &txn->main;
+		return 0;
+	}
+	if (dbi >= atomic_load(&env->ndbis))
+		return MAPKV_BAD_DBI;
+	int rc = load_named(txn);
+	if (rc)
+		return rc;
+	txn_tree *tt = &txn->named[dbi];
+	if (!(tt->state & TT_LOADED)) {
+		dbi_slot *s = &env->dbis[dbi];
+		rc = catalog_get(txn, s->name, s->nlen, &tt->rec);
+		if (rc)
+			return rc == MAPKV_NOTFOUND ? MAPKV_BAD_DBI : rc;
+		tt->state = TT_LOADED;
+	}
+	if (tt->state & TT_DELETED)
+		return MAPKV_BAD_DBI;
+	*out = tt;
+	return 0;
+}
+
+/* The handle bound to @name, binding a new one if needed. */
+static int bind_name(mapkv_env *env, const char *name, size_t nlen,
+		     mapkv_dbi *dbi)
+{
+	int rc = 0;
+	os_mutex_lock(env->mutex);
+	unsigned n = atomic_load(&env->ndbis);
+	for (unsigned i = 1; i < n; i++) {
+		if (env->dbis[i].nlen == nlen &&
+		    memcmp(env->dbis[i].name, name, nlen) == 0) {
+			*dbi = i;
+			goto out;
+		}
+	}
+	if (n >= env->max_dbs) {
+		rc = MAPKV_DBS_FULL;
+		goto out;
+	}
+	char *copy = env->vfs->alloc(env->vfs, nlen + 1);
+	if (!copy) {
+		rc = MAPKV_NOMEM;
+		goto out;
+	}
+	memcpy(copy, name, nlen);
+	copy[nlen] = 0;
+	env->dbis[n].name = copy;
+	env->dbis[n].nlen = nlen;
+	atomic_store(&env->ndbis, n + 1);
+	*dbi = n;
+out:
+	os_mutex_unlock(env->mutex);
+	return rc;
+}
+
+int txn_dbi_open(mapkv_txn *txn, const char *name, unsigned flags,
+		 mapkv_dbi *dbi)
+{
+	if (!name) {
+		*dbi = 0;
+		return 0;
+	}
+	size_t nlen = strlen(name);
+	if (nlen == 0 || nlen > MK_NAME_MAX)
+		return MAPKV_INVALID;
+	mapkv_dbi d;
+	int rc = bind_name(txn->env, name, nlen, &d);
+	if (rc)
+		return rc;
+	if ((rc = load_named(txn)))
+		return rc;
+	txn_tree *tt;
+	rc = txn_tree_get(txn, d, &tt);
+	if (rc == 0) {
+		*dbi = d;
+		return 0;
+	}
+	if (rc != MAPKV_BAD_DBI)
+		return rc;
+	if (!(flags & MAPKV_CREATE))
+		return MAPKV_NOTFOUND;
+	if (txn->flags & MAPKV_RDONLY)
+		return MAPKV_READONLY;
+	tt = &txn->named[d];
+	memset(&tt->rec, 0, sizeof(tt->rec));
+	tt->state = TT_LOADED | TT_DIRTY;
+	txn->mod_seq++;
+	*dbi = d;
+	return 0;
+}
+
+int txn_dbi_drop(mapkv_txn *txn, mapkv_dbi dbi, int del)
+{
+	txn_tree *tt;
+	int rc = txn_tree_get(txn, dbi, &tt);
+	if (rc)
+		return rc;
+	if (del && dbi == 0)
+		return MAPKV_INVALID;
+	txn->mod_seq++;
+	if ((rc = bt_drop(&txn->pg, &tt->rec)))
+		return txn_fail(txn, rc);
+	tt->state |= TT_DIRTY;
+	if (del)
+		tt->state |= TT_DELETED;
+	return 0;
+}
+
+/* Store the records of changed named trees in the catalog. */
+static int flush_trees(mapkv_txn *txn)
+{
+	mapkv_env *env = txn->env;
+	if (!txn->named)
+		return 0;
+	unsigned n = atomic_load(&env->ndbis);
+	for (unsigned i = 1; i < n; i++) {
+		txn_tree *tt = &txn->named[i];
+		if (!(tt->state & TT_DIRTY))
+			continue;
+		dbi_slot *s = &env->dbis[i];
+		tree_rec *cat = &txn->meta.trees[MK_TREE_CATALOG];
+		int rc;
+		if (tt->state & TT_DELETED) {
+			rc = bt_del(&txn->pg, cat, s->name, s->nlen);
+			if (rc == MAPKV_NOTFOUND)
+				rc = 0;
+		} else {
+			uint8_t buf[MK_TREE_REC_SIZE];
+			pg_tree_encode(buf, &tt->rec);
+			rc = bt_put(&txn->pg, cat, s->name, s->nlen, buf,
+				    sizeof(buf), 0, NULL);
+		}
+		if (rc)
+			return rc;
+		tt->state &= ~TT_DIRTY;
+	}
+	return 0;
+}
+
+int txn_dbi_list(mapkv_txn *txn, int (*fn)(void *ctx, const char *name),
+		 void *ctx)
+{
+	int rc;
+	if (!(txn->flags & MAPKV_RDONLY)) {
+		/* Let the catalog reflect this transaction's changes. */
+		txn->mod_seq++;
+		if ((rc = flush_trees(txn)))
+			return txn_fail(txn, rc);
+	}
+	bt_path path;
+	mapkv_val k;
+	char name[MK_NAME_MAX + 1];
+	rc = bt_first(&txn->pg, &txn->meta.trees[MK_TREE_CATALOG], &path);
+	while (rc == 0) {
+		if ((rc = bt_path_kv(&txn->pg, &path, &k, NULL)))
+			return rc;
+		if (k.size == 0 || k.size > MK_NAME_MAX)
+			return MAPKV_CORRUPT;
+		memcpy(name, k.data, k.size);
+		name[k.size] = 0;
+		if ((rc = fn(ctx, name)))
+			return rc;
+		rc = bt_next(&txn->pg, &path);
+	}
+	return rc == MAPKV_NOTFOUND ? 0 : rc;
+}
+
+/* ---- begin / commit / abort ---- */
+
+static int begin_read(mapkv_env *env, mapkv_txn *txn)
+{
+	int rc = lk_reader_claim(&env->readers, env->pid, &txn->slot);
+	if (rc)
+		return rc;
+	for (;;) {
+		txn_read_meta(env, &txn->meta);
+		lk_reader_set(&env->readers, txn->slot, txn->meta.txnid);
+		if (atomic_load(&env->cur_txnid) == txn->meta.txnid)
+			break;
+	}
+	txn->txnid = txn->meta.txnid;
+	rc = pager_begin(&txn->pg, env, txn->meta.last_pgno, 0);
+	if (rc) {
+		lk_reader_release(&env->readers, txn->slot);
+		return rc;
+	}
+	return 0;
+}
+
+static void writer_unlock(mapkv_env *env)
+{
+	env->vfs->unlock(env->file, OS_LOCK_WRITER);
+	env->wtxn = NULL;
+	os_mutex_unlock(env->wmutex);
+}
+
+static int begin_write(mapkv_env *env, mapkv_txn *txn, unsigned flags)
+{
+	int rc;
+	if (env->flags & MAPKV_RDONLY)
+		return MAPKV_READONLY;
+	if (atomic_load(&env->panic))
+		return MAPKV_PANIC;
+	if (flags & MAPKV_TRY) {
+		if (os_mutex_trylock(env->wmutex))
+			return MAPKV_BUSY;
+	} else {
+		os_mutex_lock(env->wmutex);
+	}
+	rc = env->vfs->lock(env->file, OS_LOCK_WRITER, !(flags & MAPKV_TRY));
+	if (rc) {
+		os_mutex_unlock(env->wmutex);
+		return rc;
+	}
+	env->wtxn = txn;
+	if (atomic_load(&env->panic)) {
+		rc = MAPKV_PANIC;
+		goto fail;
+	}
+	/* Another process may have committed: start from the disk. */
+	if ((rc = env_load_meta(env, &txn->meta)))
+		goto fail;
+	if (txn->meta.txnid != atomic_load(&env->cur_txnid))
+		txn_publish_meta(env, &txn->meta);
+	txn->txnid = txn->meta.txnid + 1;
+	if ((rc = pager_begin(&txn->pg, env, txn->meta.last_pgno, 1)))
+		goto fail;
+	txn->pg.reclaim = reclaim;
+	txn->pg.reclaim_ctx = txn;
+	return 0;
+fail:
+	writer_unlock(env);
+	return rc;
+}
+
+int txn_begin(mapkv_env *env, unsigned flags, mapkv_txn **out)
+{
+	mapkv_txn *txn = env->vfs->alloc(env->vfs, sizeof(*txn));
+	if (!txn)
+		return MAPKV_NOMEM;
+	memset(txn, 0, sizeof(*txn));
+	txn->env = env;
+	txn->flags = flags & MAPKV_RDONLY;
+	int rc = (flags & MAPKV_RDONLY) ? begin_read(env, txn)
+					: begin_write(env, txn, flags);
+	if (rc) {
+		env->vfs->free(env->vfs, txn);
+		return rc;
+	}
+	txn->main.rec = txn->meta.trees[MK_TREE_MAIN];
+	txn->main.state = TT_LOADED;
+	*out = txn;
+	return 0;
+}
+
+static void txn_free(mapkv_txn *txn)
+{
+	mapkv_env *env = txn->env;
+	/* Cursors outlive their transaction until closed: mark them. */
+	for (struct mapkv_cursor *c = txn->cursors; c; c = c->next)
+		c->txn = NULL;
+	pager_end(&txn->pg);
+	if (txn->named)
+		env->vfs->free(env->vfs, txn->named);
+	if (txn->flags & MAPKV_RDONLY)
+		lk_reader_release(&env->readers, txn->slot);
+	else
+		writer_unlock(env);
+	env->vfs->free(env->vfs, txn);
+}
+
+void txn_abort(mapkv_txn *txn)
+{
+	txn_free(txn);
+}
+
+static int commit_write(mapkv_txn *txn)
+{
+	mapkv_env *env = txn->env;
+	pager *pg = &txn->pg;
+	int rc;
+	if ((rc = flush_trees(txn)))
+		return rc;
+	txn->meta.trees[MK_TREE_MAIN] = txn->main.rec;
+	if (pg->dcount == 0 && pg->freed.n == 0)
+		return 0; /* nothing changed: no new commit */
+	if ((rc = save_free(txn)))
+		return rc;
+	if ((rc = pager_write_dirty(pg)))
+		return rc;
+	if (!(env->flags & MAPKV_NOSYNC) && (rc = env->vfs->sync(env->file)))
+		return rc;
+
+	mk_meta m = txn->meta;
+	m.txnid = txn->txnid;
+	m.last_pgno = pg->next_pgno;
+	uint8_t *buf = pg->scratch;
+	pg_meta_encode(buf, env->psize, &m);
+	os_iov iov = {buf, env->psize};
+	rc = env->vfs->write(env->file, &iov, 1,
+			     (m.txnid % MK_NUM_META) * (uint64_t)env->psize);
+	if (!rc && !(env->flags & MAPKV_NOSYNC))
+		rc = env->vfs->sync(env->file);
+	if (rc) {
+		atomic_store(&env->panic, 1);
+		return rc == MAPKV_FULL || rc == MAPKV_IO ? MAPKV_PANIC : rc;
+	}
+	txn_publish_meta(env, &m);
+	return 0;
+}
+
+int txn_commit(mapkv_txn *txn)
+{
+	int rc = 0;
+	if (txn->flags & MAPKV_RDONLY) {
+		txn_free(txn);
+		return 0;
+	}
+	if (txn->state != TXN_ACTIVE) {
+		txn_free(txn);
+		return MAPKV_BAD_TXN;
+	}
+	rc = commit_write(txn);
+	txn_free(txn);
+	return rc;
+}

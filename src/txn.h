@@ -1,0 +1,37 @@
+/*
+ * txn.h: transactions: snapshots for readers, the commit protocol for the
+ * writer, free-page records, and the per-transaction state of trees.
+ */
+#ifndef MAPKV_TXN_H
+#define MAPKV_TXN_H
+
+#include "env.h"
+
+int txn_begin(mapkv_env *env, unsigned flags, mapkv_txn **out);
+int txn_commit(mapkv_txn *txn);
+void txn_abort(mapkv_txn *txn);
+
+/* Mark a write transaction as failed: it can only be aborted now. Returns
+ * @rc for convenience. */
+int txn_fail(mapkv_txn *txn, int rc);
+
+/* The state of tree @dbi in @txn (loaded from the catalog on first use).
+ * MAPKV_BAD_DBI if the tree does not exist in this transaction. */
+int txn_tree_get(mapkv_txn *txn, mapkv_dbi dbi, txn_tree **out);
+
+/* Open (or create) a tree by name; see mapkv_dbi_open. */
+int txn_dbi_open(mapkv_txn *txn, const char *name, unsigned flags,
+		 mapkv_dbi *dbi);
+int txn_dbi_drop(mapkv_txn *txn, mapkv_dbi dbi, int del);
+int txn_dbi_list(mapkv_txn *txn, int (*fn)(void *ctx, const char *name),
+		 void *ctx);
+
+/* Copy the last published commit's meta without taking a lock. */
+void txn_read_meta(mapkv_env *env, mk_meta *m);
+/* Publish a new commit's meta to this process's readers. */
+void txn_publish_meta(mapkv_env *env, const mk_meta *m);
+
+/* Count of pages recorded in the free-page tree of @txn's snapshot. */
+int txn_count_free(mapkv_txn *txn, uint64_t *pages);
+
+#endif

@@ -1,0 +1,651 @@
+/*
+ * check_btree.c: the B+tree through the public API: random operations
+ * against a model, overflow values, key limits, fill factor of sequential
+ * loads, rebalancing on delete, very large values.
+ */
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PAGE 4096u
+
+/* Key number @idx of the random workload: 1..64 bytes, 1 % of them exactly
+ * MAPKV_MAX_KEY_SIZE; contents random (short keys collide on purpose, the
+ * model works on bytes). */
+static size_t rnd_key(uint64_t idx, unsigned char *buf)
+{
+	uint64_t h = tu_mix64(idx * 31 + 7);
+	size_t len = (h % 100 == 0) ? MAPKV_MAX_KEY_SIZE : 1 + (h >> 8) % 64;
+	tu_fill_bytes(buf, len, idx);
+	return len;
+}
+
+static size_t rnd_vsize(tu_rng *r)
+{
+	uint64_t p = tu_rng_below(r, 100);
+	if (p < 85)
+		return (size_t)tu_rng_below(r, 101);
+	if (p < 97)
+		return (size_t)tu_rng_range(r, 100, 1500);
+	return (size_t)tu_rng_range(r, 1500, 6000);
+}
+
+START_TEST(test_random_ops_match_model_after_every_commit)
+{
+	const uint64_t nops = tu_scale(200000, 1000000);
+	const uint64_t batch = 5000;
+	const uint64_t keyspace = nops / 2;
+	tu_rng r;
+	tu_rng_init(&r, tu_seed(0xb7ee01));
+	mapkv_env *env = tu_open("db", 0, 0);
+	tu_model *work = tu_model_new();
+	tu_model *committed = tu_model_new();
+	unsigned char kbuf[MAPKV_MAX_KEY_SIZE];
+	unsigned char *vbuf = malloc(8192);
+	ck_assert_ptr_nonnull(vbuf);
+	uint64_t nbatch = 0;
+
+	for (uint64_t op = 0; op < nops; nbatch++) {
+		mapkv_txn *txn = tu_begin(env, 0);
+		for (uint64_t j = 0; j < batch && op < nops; j++, op++) {
+			size_t kl = rnd_key(tu_rng_below(&r, keyspace), kbuf);
+			const tu_entry *e = tu_model_get(work, kbuf, kl);
+			uint64_t kind = tu_rng_below(&r, 100);
+			mapkv_val v = {NULL, 0};
+			int rc;
+			if (kind < 45) { /* put (insert or replace) */
+				size_t vl = rnd_vsize(&r);
+				tu_fill_bytes(vbuf, vl, op);
+				tu_put(txn, 0, kbuf, kl, vbuf, vl);
+				tu_model_put(work, kbuf, kl, vbuf, vl);
+			} else if (kind < 55) { /* put, no overwrite */
+				size_t vl = rnd_vsize(&r);
+				tu_fill_bytes(vbuf, vl, op);
+				rc = tu_put_rc(txn, 0, kbuf, kl, vbuf, vl,
+					       MAPKV_NOOVERWRITE);
+				ck_assert_rc(rc, e ? MAPKV_EXISTS : 0);
+				if (!e)
+					tu_model_put(work, kbuf, kl, vbuf, vl);
+			} else if (kind < 80) { /* delete */
+				rc = tu_del_rc(txn, 0, kbuf, kl);
+				ck_assert_rc(rc, e ? 0 : MAPKV_NOTFOUND);
+				tu_model_del(work, kbuf, kl);
+			} else { /* lookup */
+				rc = tu_get_rc(txn, 0, kbuf, kl, &v);
+				ck_assert_rc(rc, e ? 0 : MAPKV_NOTFOUND);
+				if (e)
+					tu_check(v.size == e->vlen &&
+							 memcmp(v.data, e->val,
+								e->vlen) == 0,
+						 "op %llu: get %s gave %s, "
+						 "expected %s",
+						 (unsigned long long)op,
+						 tu_fmt(kbuf, kl),
+						 tu_fmt(v.data, v.size),
+						 tu_fmt(e->val, e->vlen));
+			}
+		}
+		if (nbatch % 10 == 9)
+			tu_verify_txn(txn, 0, work); /* uncommitted state */
+		if (nbatch % 8 == 7) {
+			/* Abort: the batch must vanish without a trace. */
+			mapkv_txn_abort(txn);
+			tu_model_free(work);
+			work = tu_model_clone(committed);
+		} else {
+			tu_commit(txn);
+			tu_model_free(committed);
+			committed = tu_model_clone(work);
+		}
+		tu_verify_db(env, 0, committed);
+	}
+	mapkv_close(env);
+	env = tu_open("db", 0, 0);
+	tu_verify_db(env, 0, committed);
+	mapkv_close(env);
+	free(vbuf);
+	tu_model_free(work);
+	tu_model_free(committed);
+}
+END_TEST
+
+START_TEST(test_max_length_keys_split_and_merge_correctly)
+{
+	const int n = (int)tu_scale(3000, 20000);
+	tu_rng r;
+	tu_rng_init(&r, tu_seed(0xb7ee02));
+	mapkv_env *env = tu_open("db", 0, 0);
+	tu_model *m = tu_model_new();
+	unsigned char k[MAPKV_MAX_KEY_SIZE];
+	char v[32];
+
+	mapkv_txn *txn = tu_begin(env, 0);
+	for (int i = 0; i < n; i++) {
+		/* Keys differ only near the end: separators must be long. */
+		memset(k, 'x', sizeof(k));
+		tu_make_seq_key(k + sizeof(k) - 12, 12,
+				tu_rng_below(&r, 1000000000000ull));
+		int vl = snprintf(v, sizeof(v), "v%d", i);
+		tu_put(txn, 0, k, sizeof(k), v, (size_t)vl);
+		tu_model_put(m, k, sizeof(k), v, (size_t)vl);
+	}
+	tu_commit(txn);
+	tu_verify_db(env, 0, m);
+	txn = tu_begin(env, MAPKV_RDONLY);
+	mapkv_stat_info st = tu_stat(txn, 0);
+	mapkv_txn_abort(txn);
+	tu_check(st.depth >= 3 && st.branch_pages > 0,
+		 "%zu keys of %d bytes: expected a tree of depth >= 3, got "
+		 "depth %u with %llu branch pages",
+		 tu_model_count(m), MAPKV_MAX_KEY_SIZE, st.depth,
+		 (unsigned long long)st.branch_pages);
+
+	/* Delete all but every fifth key, in key order from both ends. */
+	txn = tu_begin(env, 0);
+	size_t cnt = tu_model_count(m);
+	unsigned char (*keys)[MAPKV_MAX_KEY_SIZE] = malloc(cnt * sizeof(*keys));
+	ck_assert_ptr_nonnull(keys);
+	for (size_t i = 0; i < cnt; i++)
+		memcpy(keys[i], tu_model_at(m, i)->key, MAPKV_MAX_KEY_SIZE);
+	for (size_t i = 0; i < cnt; i++) {
+		size_t idx = (i % 2) ? cnt - 1 - i / 2 : i / 2;
+		if (idx % 5 == 0)
+			continue;
+		ck_assert_rc(tu_del_rc(txn, 0, keys[idx], MAPKV_MAX_KEY_SIZE),
+			     0);
+		tu_model_del(m, keys[idx], MAPKV_MAX_KEY_SIZE);
+	}
+	tu_verify_txn(txn, 0, m);
+	tu_commit(txn);
+	tu_verify_db(env, 0, m);
+	free(keys);
+	mapkv_close(env);
+	tu_model_free(m);
+}
+END_TEST
+
+/* Overflow values of sizes around and far above the page size round trip
+ * exactly, and can be replaced by small values and back. */
+START_TEST(test_overflow_values_round_trip_and_shrink_and_grow)
+{
+	static const size_t sizes[] = {2000,  4000,   4096,  4097,
+				       5000,  8192,   12289, 100000,
+				       3u << 20};
+	const size_t ns = sizeof(sizes) / sizeof(sizes[0]);
+	size_t maxs = 3u << 20;
+	unsigned char *buf = malloc(maxs);
+	ck_assert_ptr_nonnull(buf);
+	mapkv_env *env = tu_open("db", 0, 0);
+	char key[32];
+
+	for (int round = 0; round < 3; round++) {
+		/* round 0: big values; 1: replaced by small; 2: big again with
+		 * other contents. */
+		mapkv_txn *txn = tu_begin(env, 0);
+		for (size_t i = 0; i < ns; i++) {
+			snprintf(key, sizeof(key), "big%zu", sizes[i]);
+			size_t vl = round == 1 ? 10 : sizes[i];
+			tu_fill_bytes(buf, vl, sizes[i] * 10 + (size_t)round);
+			tu_put(txn, 0, key, strlen(key), buf, vl);
+		}
+		tu_put_str(txn, 0, "small", "neighbour");
+		tu_commit(txn);
+
+		for (int reopen = 0; reopen < 2; reopen++) {
+			if (reopen) {
+				mapkv_close(env);
+				env = tu_open("db", 0, 0);
+			}
+			txn = tu_begin(env, MAPKV_RDONLY);
+			for (size_t i = 0; i < ns; i++) {
+				snprintf(key, sizeof(key), "big%zu", sizes[i]);
+				size_t vl = round == 1 ? 10 : sizes[i];
+				mapkv_val v;
+				ck_assert_rc(tu_get_rc(txn, 0, key, strlen(key),
+						       &v),
+					     0);
+				ck_assert_uint_eq(v.size, vl);
+				size_t bad = tu_check_bytes(
+					v.data, v.size,
+					sizes[i] * 10 + (size_t)round);
+				tu_check(bad == (size_t)-1,
+					 "round %d: value of %zu bytes differs "
+					 "at byte %zu",
+					 round, vl, bad);
+			}
+			tu_expect_str(txn, 0, "small", "neighbour");
+			mapkv_stat_info st = tu_stat(txn, 0);
+			ck_assert_uint_eq(st.entries, ns + 1);
+			if (round == 1)
+				tu_check(st.overflow_pages == 0,
+					 "all values small but %llu overflow "
+					 "pages counted",
+					 (unsigned long long)st.overflow_pages);
+			else
+				tu_check(st.overflow_pages >= (3u << 20) / PAGE,
+					 "a 3 MiB value is stored but only "
+					 "%llu overflow pages counted",
+					 (unsigned long long)st.overflow_pages);
+			mapkv_txn_abort(txn);
+		}
+	}
+	mapkv_close(env);
+	free(buf);
+}
+END_TEST
+
+/* Every value size from 0 to two pages and a bit: catches off-by-one
+ * errors at the point where a value moves to overflow pages. */
+START_TEST(test_values_of_every_size_up_to_two_pages_round_trip)
+{
+	const size_t maxv = 2 * PAGE + 200;
+	unsigned char *buf = malloc(maxv);
+	ck_assert_ptr_nonnull(buf);
+	mapkv_env *env = tu_open("db", 0, 0);
+	char key[16];
+
+	mapkv_txn *txn = tu_begin(env, 0);
+	for (size_t s = 0; s <= maxv; s++) {
+		snprintf(key, sizeof(key), "v%05zu", s);
+		tu_fill_bytes(buf, s, s);
+		tu_put(txn, 0, key, strlen(key), buf, s);
+	}
+	/* Read back inside the writing transaction, then after commit and
+	 * reopen. */
+	for (int pass = 0; pass < 3; pass++) {
+		if (pass == 1) {
+			tu_commit(txn);
+			txn = tu_begin(env, MAPKV_RDONLY);
+		} else if (pass == 2) {
+			mapkv_txn_abort(txn);
+			mapkv_close(env);
+			env = tu_open("db", 0, 0);
+			txn = tu_begin(env, MAPKV_RDONLY);
+		}
+		for (size_t s = 0; s <= maxv; s++) {
+			snprintf(key, sizeof(key), "v%05zu", s);
+			mapkv_val v;
+			ck_assert_rc(tu_get_rc(txn, 0, key, strlen(key), &v), 0);
+			tu_check(v.size == s,
+				 "pass %d: value of %zu bytes read back as %zu "
+				 "bytes",
+				 pass, s, v.size);
+			size_t bad = tu_check_bytes(v.data, v.size, s);
+			tu_check(bad == (size_t)-1,
+				 "pass %d: value of %zu bytes differs at %zu",
+				 pass, s, bad);
+		}
+		mapkv_stat_info st = tu_stat(txn, 0);
+		ck_assert_uint_eq(st.entries, maxv + 1);
+		tu_check(st.overflow_pages > 0,
+			 "values up to %zu bytes but no overflow pages", maxv);
+	}
+	mapkv_txn_abort(txn);
+	mapkv_close(env);
+	free(buf);
+}
+END_TEST
+
+START_TEST(test_empty_and_too_long_keys_give_bad_key)
+{
+	mapkv_env *env = tu_open("db", 0, 0);
+	static unsigned char k[MAPKV_MAX_KEY_SIZE + 1];
+	memset(k, 'k', sizeof(k));
+	mapkv_val tooLong = {k, MAPKV_MAX_KEY_SIZE + 1};
+	mapkv_val empty = {k, 0};
+	mapkv_val maxk = {k, MAPKV_MAX_KEY_SIZE};
+	mapkv_val v = {"v", 1}, out;
+
+	mapkv_txn *txn = tu_begin(env, 0);
+	ck_assert_rc(mapkv_put(txn, 0, &tooLong, &v, 0), MAPKV_BAD_KEY);
+	ck_assert_rc(mapkv_put(txn, 0, &empty, &v, 0), MAPKV_BAD_KEY);
+	ck_assert_rc(mapkv_get(txn, 0, &tooLong, &out), MAPKV_BAD_KEY);
+	ck_assert_rc(mapkv_get(txn, 0, &empty, &out), MAPKV_BAD_KEY);
+	ck_assert_rc(mapkv_del(txn, 0, &tooLong), MAPKV_BAD_KEY);
+	ck_assert_rc(mapkv_del(txn, 0, &empty), MAPKV_BAD_KEY);
+	/* MAPKV_BAD_KEY does not fail the transaction; the longest allowed
+	 * key works. */
+	ck_assert_rc(mapkv_put(txn, 0, &maxk, &v, 0), 0);
+	tu_put_str(txn, 0, "a", "1");
+	tu_commit(txn);
+
+	txn = tu_begin(env, MAPKV_RDONLY);
+	ck_assert_rc(mapkv_get(txn, 0, &tooLong, &out), MAPKV_BAD_KEY);
+	ck_assert_rc(mapkv_get(txn, 0, &empty, &out), MAPKV_BAD_KEY);
+	ck_assert_rc(mapkv_get(txn, 0, &maxk, &out), 0);
+	ck_assert_uint_eq(out.size, 1);
+	ck_assert_int_eq(((const char *)out.data)[0], 'v');
+	tu_expect_str(txn, 0, "a", "1");
+	ck_assert_uint_eq(tu_stat(txn, 0).entries, 2);
+	mapkv_txn_abort(txn);
+	mapkv_close(env);
+}
+END_TEST
+
+START_TEST(test_nooverwrite_gives_exists_and_keeps_old_value)
+{
+	mapkv_env *env = tu_open("db", 0, 0);
+	mapkv_txn *txn = tu_begin(env, 0);
+	ck_assert_rc(tu_put_rc(txn, 0, "key", 3, "old", 3, MAPKV_NOOVERWRITE),
+		     0);
+	ck_assert_rc(tu_put_rc(txn, 0, "key", 3, "new", 3, MAPKV_NOOVERWRITE),
+		     MAPKV_EXISTS);
+	tu_expect_str(txn, 0, "key", "old");
+	tu_commit(txn);
+
+	txn = tu_begin(env, 0);
+	ck_assert_rc(tu_put_rc(txn, 0, "key", 3, "newer", 5, MAPKV_NOOVERWRITE),
+		     MAPKV_EXISTS);
+	/* MAPKV_EXISTS does not fail the transaction. */
+	tu_put_str(txn, 0, "other", "x");
+	tu_expect_str(txn, 0, "key", "old");
+	tu_commit(txn);
+
+	txn = tu_begin(env, MAPKV_RDONLY);
+	tu_expect_str(txn, 0, "key", "old");
+	tu_expect_str(txn, 0, "other", "x");
+	mapkv_txn_abort(txn);
+	mapkv_close(env);
+}
+END_TEST
+
+START_TEST(test_empty_value_is_stored_and_read_back_with_size_0)
+{
+	mapkv_env *env = tu_open("db", 0, 0);
+	static const char nothing[1] = {0};
+	mapkv_txn *txn = tu_begin(env, 0);
+	tu_put(txn, 0, "e", 1, nothing, 0);
+	tu_put(txn, 0, "f", 1, "full", 4);
+	mapkv_val v = {"junk", 4};
+	ck_assert_rc(tu_get_rc(txn, 0, "e", 1, &v), 0);
+	ck_assert_uint_eq(v.size, 0);
+	/* Replacing a non-empty value by an empty one. */
+	tu_put(txn, 0, "f", 1, nothing, 0);
+	tu_commit(txn);
+
+	mapkv_close(env);
+	env = tu_open("db", 0, 0);
+	txn = tu_begin(env, MAPKV_RDONLY);
+	v.size = 99;
+	ck_assert_rc(tu_get_rc(txn, 0, "e", 1, &v), 0);
+	ck_assert_uint_eq(v.size, 0);
+	v.size = 99;
+	ck_assert_rc(tu_get_rc(txn, 0, "f", 1, &v), 0);
+	ck_assert_uint_eq(v.size, 0);
+	mapkv_cursor *cur;
+	mapkv_val k;
+	ck_assert_rc(mapkv_cursor_open(txn, 0, &cur), 0);
+	v.size = 99;
+	ck_assert_rc(mapkv_cursor_get(cur, &k, &v, MAPKV_FIRST), 0);
+	ck_assert_uint_eq(k.size, 1);
+	ck_assert_int_eq(((const char *)k.data)[0], 'e');
+	ck_assert_uint_eq(v.size, 0);
+	mapkv_cursor_close(cur);
+	ck_assert_uint_eq(tu_stat(txn, 0).entries, 2);
+	mapkv_txn_abort(txn);
+	mapkv_close(env);
+}
+END_TEST
+
+START_TEST(test_sequential_insert_fills_leaf_pages_nearly_full)
+{
+	const uint64_t n = tu_scale(100000, 1000000);
+	mapkv_env *env = tu_open("db", 0, 0);
+	unsigned char k[16], v[100];
+	mapkv_txn *txn = NULL;
+	for (uint64_t i = 0; i < n; i++) {
+		if (i % 10000 == 0) {
+			if (txn)
+				tu_commit(txn);
+			txn = tu_begin(env, 0);
+		}
+		tu_make_seq_key(k, 16, i);
+		tu_fill_bytes(v, 100, i);
+		tu_put(txn, 0, k, 16, v, 100);
+	}
+	tu_commit(txn);
+
+	txn = tu_begin(env, MAPKV_RDONLY);
+	mapkv_stat_info st = tu_stat(txn, 0);
+	mapkv_txn_abort(txn);
+	ck_assert_uint_eq(st.entries, n);
+	ck_assert_uint_eq(st.overflow_pages, 0);
+	ck_assert_uint_eq(st.page_size, PAGE);
+	double bound = (double)n * (16 + 100 + 16) / PAGE * 1.3 + 2;
+	tu_check((double)st.leaf_pages <= bound,
+		 "%llu sequential 16+100-byte pairs use %llu leaf pages, more "
+		 "than %.0f: the append path leaves pages half empty",
+		 (unsigned long long)n, (unsigned long long)st.leaf_pages,
+		 bound);
+	tu_check(st.depth >= 2 && st.branch_pages >= 1,
+		 "depth %u, branch pages %llu", st.depth,
+		 (unsigned long long)st.branch_pages);
+	tu_check(st.branch_pages * 20 < st.leaf_pages,
+		 "%llu branch pages for %llu leaves",
+		 (unsigned long long)st.branch_pages,
+		 (unsigned long long)st.leaf_pages);
+	mapkv_close(env);
+}
+END_TEST
+
+/* Load @n keys in random order (some with overflow values) and return the
+ * model. */
+static tu_model *load_random(mapkv_env *env, uint64_t n, tu_rng *r)
+{
+	tu_model *m = tu_model_new();
+	unsigned char k[16], v[6000];
+	mapkv_txn *txn = NULL;
+	for (uint64_t i = 0; i < n; i++) {
+		if (i % 10000 == 0) {
+			if (txn)
+				tu_commit(txn);
+			txn = tu_begin(env, 0);
+		}
+		tu_make_seq_key(k, 16, tu_rng_below(r, 10000000000000000ull));
+		size_t vl = tu_rng_below(r, 100) == 0 ? 5000 : 100;
+		tu_fill_bytes(v, vl, i);
+		tu_put(txn, 0, k, 16, v, vl);
+		tu_model_put(m, k, 16, v, vl);
+	}
+	tu_commit(txn);
+	return m;
+}
+
+/* Keys of @m in a random order (caller frees). */
+static unsigned char (*shuffled_keys(tu_model *m, tu_rng *r))[16]
+{
+	size_t n = tu_model_count(m);
+	unsigned char (*keys)[16] = malloc((n ? n : 1) * 16);
+	ck_assert_ptr_nonnull(keys);
+	for (size_t i = 0; i < n; i++)
+		memcpy(keys[i], tu_model_at(m, i)->key, 16);
+	for (size_t i = n; i > 1; i--) {
+		size_t j = tu_rng_below(r, i);
+		unsigned char t[16];
+		memcpy(t, keys[i - 1], 16);
+		memcpy(keys[i - 1], keys[j], 16);
+		memcpy(keys[j], t, 16);
+	}
+	return keys;
+}
+
+START_TEST(test_tree_emptied_of_all_keys_shrinks_back_to_a_root)
+{
+	const uint64_t n = tu_scale(50000, 500000);
+	tu_rng r;
+	tu_rng_init(&r, tu_seed(0xb7ee04));
+	mapkv_env *env = tu_open("db", 0, 0);
+	tu_model *m = load_random(env, n, &r);
+	size_t cnt = tu_model_count(m);
+	unsigned char (*keys)[16] = shuffled_keys(m, &r);
+
+	mapkv_txn *txn = NULL;
+	for (size_t i = 0; i < cnt; i++) {
+		if (i % 5000 == 0) {
+			if (txn)
+				tu_commit(txn);
+			txn = tu_begin(env, 0);
+		}
+		ck_assert_rc(tu_del_rc(txn, 0, keys[i], 16), 0);
+		tu_model_del(m, keys[i], 16);
+		if (i == cnt / 2)
+			tu_verify_txn(txn, 0, m);
+	}
+	tu_commit(txn);
+
+	txn = tu_begin(env, MAPKV_RDONLY);
+	mapkv_stat_info st = tu_stat(txn, 0);
+	tu_check(st.entries == 0 && st.depth <= 1 && st.leaf_pages <= 1 &&
+			 st.branch_pages == 0 && st.overflow_pages == 0,
+		 "after deleting all %zu keys: entries %llu depth %u leaf "
+		 "pages %llu branch pages %llu overflow pages %llu",
+		 cnt, (unsigned long long)st.entries, st.depth,
+		 (unsigned long long)st.leaf_pages,
+		 (unsigned long long)st.branch_pages,
+		 (unsigned long long)st.overflow_pages);
+	mapkv_cursor *cur;
+	ck_assert_rc(mapkv_cursor_open(txn, 0, &cur), 0);
+	ck_assert_rc(mapkv_cursor_get(cur, NULL, NULL, MAPKV_FIRST),
+		     MAPKV_NOTFOUND);
+	mapkv_cursor_close(cur);
+	mapkv_txn_abort(txn);
+
+	/* The empty tree is still a working tree. */
+	txn = tu_begin(env, 0);
+	tu_put_str(txn, 0, "again", "1");
+	tu_commit(txn);
+	txn = tu_begin(env, MAPKV_RDONLY);
+	tu_expect_str(txn, 0, "again", "1");
+	ck_assert_uint_eq(tu_stat(txn, 0).entries, 1);
+	mapkv_txn_abort(txn);
+	free(keys);
+	tu_model_free(m);
+	mapkv_close(env);
+}
+END_TEST
+
+START_TEST(test_deleting_90_percent_of_keys_merges_leaf_pages)
+{
+	const uint64_t n = tu_scale(50000, 500000);
+	tu_rng r;
+	tu_rng_init(&r, tu_seed(0xb7ee05));
+	mapkv_env *env = tu_open("db", 0, 0);
+	tu_model *m = tu_model_new();
+	unsigned char k[16], v[100];
+	mapkv_txn *txn = tu_begin(env, 0);
+	for (uint64_t i = 0; i < n; i++) {
+		tu_make_seq_key(k, 16, tu_rng_below(&r, 10000000000000000ull));
+		tu_fill_bytes(v, 100, i);
+		tu_put(txn, 0, k, 16, v, 100);
+		tu_model_put(m, k, 16, v, 100);
+	}
+	tu_commit(txn);
+	size_t cnt = tu_model_count(m);
+	unsigned char (*keys)[16] = shuffled_keys(m, &r);
+	size_t ndel = cnt - cnt / 10;
+	txn = NULL;
+	for (size_t i = 0; i < ndel; i++) {
+		if (i % 5000 == 0) {
+			if (txn)
+				tu_commit(txn);
+			txn = tu_begin(env, 0);
+		}
+		ck_assert_rc(tu_del_rc(txn, 0, keys[i], 16), 0);
+		tu_model_del(m, keys[i], 16);
+	}
+	tu_commit(txn);
+	tu_verify_db(env, 0, m);
+
+	txn = tu_begin(env, MAPKV_RDONLY);
+	mapkv_stat_info st = tu_stat(txn, 0);
+	mapkv_txn_abort(txn);
+	size_t left = tu_model_count(m);
+	/* Pages that fall under a fill threshold merge or borrow: with any
+	 * threshold of at least 20 %, the leaves hold at least a fifth of a
+	 * page each on average. Without merging, ~90 % of the original
+	 * leaves would remain, each nearly empty. */
+	double bound = (double)left * (16 + 100 + 16) / PAGE * 5 + 2;
+	tu_check((double)st.leaf_pages <= bound,
+		 "%zu of %zu keys left in %llu leaf pages (more than %.0f): "
+		 "deletes do not merge pages",
+		 left, cnt, (unsigned long long)st.leaf_pages, bound);
+	free(keys);
+	tu_model_free(m);
+	mapkv_close(env);
+}
+END_TEST
+
+START_TEST(test_one_huge_value_round_trips)
+{
+	const size_t size = (size_t)tu_scale(64ull << 20, 1ull << 30);
+	const uint64_t seed = tu_seed(0xb7ee06);
+	tu_rng r;
+	tu_rng_init(&r, seed);
+	unsigned char *buf = malloc(size);
+	ck_assert_ptr_nonnull(buf);
+	tu_fill_bytes(buf, size, seed);
+	uint64_t want = tu_hash64(buf, size);
+
+	mapkv_env *env = tu_open("db", 0, 0);
+	mapkv_txn *txn = tu_begin(env, 0);
+	tu_put_str(txn, 0, "a", "before");
+	tu_put(txn, 0, "huge", 4, buf, size);
+	tu_put_str(txn, 0, "z", "after");
+	tu_commit(txn);
+	mapkv_close(env);
+
+	env = tu_open("db", 0, 0);
+	txn = tu_begin(env, MAPKV_RDONLY);
+	mapkv_val v;
+	ck_assert_rc(tu_get_rc(txn, 0, "huge", 4, &v), 0);
+	ck_assert_uint_eq(v.size, size);
+	const unsigned char *p = v.data;
+	size_t samples[] = {0, 1, PAGE - 1, PAGE, PAGE + 1, size / 2,
+			    size - PAGE, size - 1};
+	for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++)
+		tu_check(p[samples[i]] == buf[samples[i]],
+			 "byte %zu of the huge value differs", samples[i]);
+	for (int i = 0; i < 1000; i++) {
+		size_t off = (size_t)tu_rng_below(&r, size);
+		tu_check(p[off] == buf[off], "byte %zu of the huge value differs",
+			 off);
+	}
+	tu_check(tu_hash64(p, size) == want,
+		 "checksum of the %zu-byte value differs", size);
+	tu_expect_str(txn, 0, "a", "before");
+	tu_expect_str(txn, 0, "z", "after");
+	mapkv_stat_info st = tu_stat(txn, 0);
+	tu_check(st.overflow_pages >= size / PAGE,
+		 "value of %zu bytes but %llu overflow pages", size,
+		 (unsigned long long)st.overflow_pages);
+	mapkv_txn_abort(txn);
+	mapkv_close(env);
+	free(buf);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("btree");
+	TCase *tc = tu_tcase(s, "random", 600);
+	tcase_add_test(tc, test_random_ops_match_model_after_every_commit);
+	tcase_add_test(tc, test_max_length_keys_split_and_merge_correctly);
+
+	tc = tu_tcase(s, "values", 600);
+	tcase_add_test(tc, test_overflow_values_round_trip_and_shrink_and_grow);
+	tcase_add_test(tc, test_values_of_every_size_up_to_two_pages_round_trip);
+	tcase_add_test(tc, test_empty_value_is_stored_and_read_back_with_size_0);
+	tcase_add_test(tc, test_one_huge_value_round_trips);
+
+	tc = tu_tcase(s, "keys", 60);
+	tcase_add_test(tc, test_empty_and_too_long_keys_give_bad_key);
+	tcase_add_test(tc, test_nooverwrite_gives_exists_and_keeps_old_value);
+
+	tc = tu_tcase(s, "shape", 600);
+	tcase_add_test(tc, test_sequential_insert_fills_leaf_pages_nearly_full);
+	tcase_add_test(tc, test_tree_emptied_of_all_keys_shrinks_back_to_a_root);
+	tcase_add_test(tc, test_deleting_90_percent_of_keys_merges_leaf_pages);
+	return tu_run_suite(s);
+}
