@@ -120,9 +120,11 @@ typedef struct mapkv_val {
 /** Options for mapkv_open(). A zeroed struct means "all defaults". */
 typedef struct mapkv_options {
 	/** Largest size the file may reach, in bytes. 0: 64 GiB on 64-bit
-	 * systems, 1 GiB on 32-bit ones. The range is reserved in address
-	 * space at open (nothing is committed); MAPKV_FULL is returned by a
-	 * write that would grow the file past it. */
+	 * systems, 1 GiB on 32-bit ones, or the file's size if it is larger.
+	 * The range is reserved in address space at open (nothing is
+	 * committed); MAPKV_FULL is returned by a write that would grow the
+	 * file past it, and by mapkv_open for an existing file larger than a
+	 * nonzero max_size. */
 	uint64_t max_size;
 	/** Permission bits of a newly created file; 0 means 0644. */
 	unsigned mode;
@@ -170,7 +172,7 @@ typedef struct mapkv_envinfo {
  *         MAPKV_CORRUPT if it is not a mapkv file or both meta pages are
  *         damaged; MAPKV_VERSION_MISMATCH for another format version;
  *         MAPKV_PAGE_SIZE for a page size this system cannot use;
- *         MAPKV_FULL if the file is larger than max_size;
+ *         MAPKV_FULL if the file is larger than a nonzero max_size;
  *         MAPKV_NOMEM.
  */
 MAPKV_API int mapkv_open(mapkv_env **env, const char *path,
@@ -189,8 +191,10 @@ MAPKV_API void mapkv_close(mapkv_env *env);
  */
 MAPKV_API int mapkv_sync(mapkv_env *env);
 
-/** Fill @p info with facts about the environment.
- * @return 0, MAPKV_INVALID. */
+/** Fill @p info with facts about the environment. Counting free pages
+ * reads the free-page tree; it works even when every reader slot is taken.
+ * @return 0, MAPKV_INVALID, MAPKV_CORRUPT (damaged free-page tree: the
+ *         other fields are filled). */
 MAPKV_API int mapkv_env_info(mapkv_env *env, mapkv_envinfo *info);
 
 /**

@@ -45,9 +45,12 @@ int mapkv_env_info(mapkv_env *env, mapkv_envinfo *info)
 		return MAPKV_INVALID;
 	memset(info, 0, sizeof(*info));
 	mapkv_txn *txn;
-	int rc = txn_begin(env, MAPKV_RDONLY, &txn);
-	if (rc)
+	os_mutex_lock(env->mutex);
+	int rc = txn_begin(env, MAPKV_RDONLY | TXN_INTERNAL, &txn);
+	if (rc) {
+		os_mutex_unlock(env->mutex);
 		return rc;
+	}
 	uint64_t nfree = 0;
 	rc = txn_count_free(txn, &nfree);
 	info->page_size = env->psize;
@@ -58,6 +61,7 @@ int mapkv_env_info(mapkv_env *env, mapkv_envinfo *info)
 	info->pages_free = nfree;
 	info->max_readers = env->readers.nslots;
 	txn_abort(txn);
+	os_mutex_unlock(env->mutex);
 	info->num_readers = lk_count(&env->readers);
 	info->oldest_reader_txnid = lk_oldest(&env->readers, 0);
 	return rc;

@@ -303,9 +303,9 @@ static int path_rightmost(const bt_path *path, int level)
 /*
  * Split page path->pg[level] while inserting @node at position @ins.
  * Steps: copy the page aside; list its nodes with the new one in place;
- * choose a split point (only the new node moves right when appending at the
- * rightmost edge, which leaves full pages behind a sequential load;
- * otherwise the byte-balanced point); rebuild the left page in place and
+ * choose a split point (at the new node when it continues a sequential run
+ * or goes at the tree's right edge, which leaves full pages behind a
+ * sequential load; otherwise the byte-balanced point); rebuild the left page in place and
  * fill a new right page; push the separator into the parent (which may
  * split in turn) or grow a new root.
  */
@@ -334,7 +334,13 @@ static int split_page(pager *pg, tree_rec *t, bt_path *path, int level,
 		total += s.size[j] + 2;
 	unsigned usable = USABLE(psize);
 	unsigned k;
-	if (ins == n && path_rightmost(path, level)) {
+	/* A leaf insert right after the previous one (a sequential run, at
+	 * the end of the tree or anywhere inside it) splits at the new node,
+	 * so the run leaves full pages behind instead of half-full ones. */
+	int seq = leaf && pg_pgno(p) == pg->last_leaf && ins == pg->last_idx + 1;
+	if (seq) {
+		k = ins;
+	} else if (ins == n && path_rightmost(path, level)) {
 		k = s.n - 1;
 	} else {
 		unsigned best = 0, bestdiff = ~0u, left = 0;
@@ -382,6 +388,10 @@ static int split_page(pager *pg, tree_rec *t, bt_path *path, int level,
 		seplen = nd_branch_ksize(s.node[k]);
 	}
 
+	if (leaf) {
+		pg->last_leaf = ins < k ? pg_pgno(p) : pg_pgno(rp);
+		pg->last_idx = ins < k ? ins : ins - k;
+	}
 	pg_init(p, pg_pgno(p), leaf ? MK_P_LEAF : MK_P_BRANCH, psize);
 	for (unsigned j = 0; j < k; j++)
 		node_append(p, s.node[j], s.size[j]);
@@ -427,6 +437,10 @@ static int insert_node(pager *pg, tree_rec *t, bt_path *path, int level,
 	unsigned i = path->idx[level];
 	if (nsize + 2 <= pg_free(p)) {
 		node_insert(p, i, node, nsize);
+		if (pg_flags(p) & MK_P_LEAF) {
+			pg->last_leaf = pg_pgno(p);
+			pg->last_idx = i;
+		}
 		return 0;
 	}
 	return split_page(pg, t, path, level, node, nsize, i);

@@ -77,6 +77,22 @@ int cur_get(mapkv_cursor *c, mapkv_val *key, mapkv_val *val, int op)
 	mapkv_txn *txn = c->txn;
 	if (!txn || txn->state != TXN_ACTIVE)
 		return MAPKV_BAD_TXN;
+	/* The scan fast path: a reader stepping within a leaf. */
+	if (op == MAPKV_NEXT && c->positioned && (txn->flags & MAPKV_RDONLY)) {
+		int l = c->path.depth - 1;
+		if (c->path.idx[l] + 1 < pg_nkeys(c->path.pg[l])) {
+			c->path.idx[l]++;
+			mapkv_val k, v;
+			int rc = bt_path_kv(&txn->pg, &c->path, &k, &v);
+			if (rc)
+				return rc;
+			if (key)
+				*key = k;
+			if (val)
+				*val = v;
+			return 0;
+		}
+	}
 	txn_tree *tt;
 	int rc = txn_tree_get(txn, c->dbi, &tt);
 	if (rc)
@@ -101,7 +117,11 @@ int cur_get(mapkv_cursor *c, mapkv_val *key, mapkv_val *val, int op)
 		c->seq = txn->mod_seq;
 	}
 
-	bt_path save = c->path;
+	/* Moves leave the path alone when they fail; a seek does not, so
+	 * it restores the saved one. */
+	bt_path save;
+	if (op == MAPKV_SEEK || op == MAPKV_SEEK_EXACT)
+		save = c->path;
 	switch (op) {
 	case MAPKV_FIRST:
 		rc = bt_first(pg, t, &c->path);
@@ -143,7 +163,8 @@ int cur_get(mapkv_cursor *c, mapkv_val *key, mapkv_val *val, int op)
 	if (rc) {
 		/* Stay where we were (a writer's cursor keeps its key and,
 		 * after a delete, its gap). */
-		c->path = save;
+		if (op == MAPKV_SEEK || op == MAPKV_SEEK_EXACT)
+			c->path = save;
 		return rc;
 	}
 	mapkv_val k, v;

@@ -40,8 +40,14 @@ static int choose_meta(const uint8_t *buf, size_t len, uint64_t file_size,
 		/* Page 1 is valid only where its own page size puts it. */
 		if (ps != 0 && ps != m.page_size)
 			continue;
-		if (m.last_pgno * m.page_size > file_size)
-			continue; /* points past the end: truncated file */
+		/* A meta that points past the end of the file belongs to a
+		 * truncated file; the empty database of a creation (id 0)
+		 * points to no page and is fine in a short file. */
+		if (m.txnid == 0 &&
+		    (m.trees[0].root || m.trees[1].root || m.trees[2].root))
+			continue;
+		if (m.txnid != 0 && m.last_pgno * m.page_size > file_size)
+			continue;
 		if (have && m.page_size != best.page_size)
 			continue;
 		if (!have || m.txnid > best.txnid) {
@@ -56,13 +62,41 @@ static int choose_meta(const uint8_t *buf, size_t len, uint64_t file_size,
 	return mismatch ? MAPKV_VERSION_MISMATCH : MAPKV_CORRUPT;
 }
 
+/* Is the file one that mapkv_open began to create but never finished?
+ * Such a file is short, and holds nothing but zeros and, where a meta
+ * page would be, a prefix of the empty database's meta page (a write torn
+ * anywhere, not only at sector boundaries). The page size and checksum
+ * bytes of that meta may hold anything; every other byte must match. */
 static int is_blank(const uint8_t *buf, size_t got, uint64_t file_size)
 {
 	if (file_size > BLANK_LIMIT)
 		return 0;
-	for (size_t i = 0; i < got; i++)
-		if (buf[i])
+	uint8_t expect[MK_META_SIZE + 4];
+	mk_meta m;
+	memset(&m, 0, sizeof(m));
+	m.version = MK_FORMAT_VERSION;
+	m.last_pgno = MK_NUM_META;
+	uint8_t page[MK_MIN_PAGE];
+	pg_meta_encode(page, sizeof(page), &m);
+	memcpy(expect, page, sizeof(expect));
+	for (size_t i = 0; i < got; i++) {
+		if (!buf[i])
+			continue;
+		size_t off = i;
+		if (i >= MK_MIN_PAGE) {
+			/* Page 1 sits at one of the possible page sizes. */
+			size_t ps = MK_MIN_PAGE;
+			while (ps * 2 <= i)
+				ps *= 2;
+			off = i - ps;
+		}
+		if (off >= sizeof(expect))
 			return 0;
+		if ((off >= 8 && off < 12) || off >= MK_META_SIZE)
+			continue;
+		if (buf[i] != expect[off])
+			return 0;
+	}
 	return 1;
 }
 
@@ -210,7 +244,7 @@ int env_open_vfs(mapkv_env **out, const char *path, const mapkv_options *opts,
 	    (rc = os_mutex_create(&env->mutex)))
 		goto fail;
 	env->readers.slots =
-		zalloc(vfs, env->readers.nslots * sizeof(lk_slot));
+		zalloc(vfs, (env->readers.nslots + 1) * sizeof(lk_slot));
 	env->dbis = zalloc(vfs, env->max_dbs * sizeof(dbi_slot));
 	env->wscratch = vfs->alloc(vfs, 4 * (size_t)MK_MAX_PAGE);
 	if (!env->readers.slots || !env->dbis || !env->wscratch) {
@@ -253,8 +287,15 @@ int env_open_vfs(mapkv_env **out, const char *path, const mapkv_options *opts,
 	unsigned unit = env->gran > env->psize ? (unsigned)env->gran : env->psize;
 	maxsz = maxsz / unit * unit;
 	uint64_t maplen = (size + env->gran - 1) / env->gran * env->gran;
-	if (maxsz < maplen)
-		maxsz = maplen; /* an existing file larger than asked for */
+	if (maxsz < maplen) {
+		/* An existing file larger than the limit: refused when the
+		 * caller set the limit, accepted as the limit by default. */
+		if (o.max_size) {
+			rc = MAPKV_FULL;
+			goto fail;
+		}
+		maxsz = (maplen + unit - 1) / unit * unit;
+	}
 	if (maxsz < 2ull * unit)
 		maxsz = 2ull * unit;
 	env->max_size = maxsz;

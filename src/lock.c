@@ -47,13 +47,13 @@ void lk_reader_release(lk_table *t, unsigned slot)
 
 uint64_t lk_oldest(lk_table *t, uint64_t none)
 {
-	uint64_t oldest = none;
-	for (unsigned i = 0; i < t->nslots; i++) {
+	uint64_t oldest = UINT64_MAX;
+	for (unsigned i = 0; i <= t->nslots; i++) {
 		uint64_t id = atomic_load(&t->slots[i].txnid);
 		if (id && id < oldest)
 			oldest = id;
 	}
-	return oldest;
+	return oldest == UINT64_MAX ? none : oldest;
 }
 
 unsigned lk_count(lk_table *t)

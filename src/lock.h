@@ -24,6 +24,9 @@ typedef struct lk_slot {
 	uint64_t pad[6];        /* one slot per cache line */
 } lk_slot;
 
+/* nslots public slots, then one more (index nslots) that the library keeps
+ * for its own short read transactions (mapkv_env_info), taken under the
+ * env mutex, so that they work even when every public slot is in use. */
 typedef struct lk_table {
 	unsigned nslots;
 	lk_slot *slots;

@@ -73,6 +73,12 @@ struct os_vfs {
 	/* Barrier: make every write before it durable (fdatasync). */
 	int (*sync)(os_file *f);
 
+	/* write() then sync(), as one call where the platform can do it
+	 * cheaper (Linux: pwritev2 with RWF_DSYNC). Used for the meta page
+	 * of a commit. */
+	int (*write_sync)(os_file *f, const os_iov *iov, int cnt,
+			  uint64_t off);
+
 	/* Make the directory entry of a newly created file durable. */
 	int (*sync_dir)(os_vfs *vfs, const char *path);
 

@@ -61,6 +61,8 @@ typedef struct pager {
 	uint8_t *scratch; /* 4 pages of scratch for splits (btree.c) */
 	const uint8_t **split_node; /* psize / 8 + 2 entries each */
 	unsigned *split_size;
+	pgno_t last_leaf; /* where the last leaf insert went (btree.c) */
+	unsigned last_idx;
 } pager;
 
 /* Set up for a transaction over a snapshot of @snap_pages pages. */

@@ -471,11 +471,17 @@ int txn_dbi_list(mapkv_txn *txn, int (*fn)(void *ctx, const char *name),
 
 /* ---- begin / commit / abort ---- */
 
-static int begin_read(mapkv_env *env, mapkv_txn *txn)
+static int begin_read(mapkv_env *env, mapkv_txn *txn, unsigned flags)
 {
-	int rc = lk_reader_claim(&env->readers, env->pid, &txn->slot);
-	if (rc)
+	int rc;
+	if (flags & TXN_INTERNAL) {
+		/* The reserved slot; the caller holds env->mutex. */
+		txn->slot = env->readers.nslots;
+		atomic_store(&env->readers.slots[txn->slot].pid, env->pid);
+	} else if ((rc = lk_reader_claim(&env->readers, env->pid,
+					 &txn->slot))) {
 		return rc;
+	}
 	for (;;) {
 		txn_read_meta(env, &txn->meta);
 		lk_reader_set(&env->readers, txn->slot, txn->meta.txnid);
@@ -545,7 +551,7 @@ int txn_begin(mapkv_env *env, unsigned flags, mapkv_txn **out)
 	memset(txn, 0, sizeof(*txn));
 	txn->env = env;
 	txn->flags = flags & MAPKV_RDONLY;
-	int rc = (flags & MAPKV_RDONLY) ? begin_read(env, txn)
+	int rc = (flags & MAPKV_RDONLY) ? begin_read(env, txn, flags)
 					: begin_write(env, txn, flags);
 	if (rc) {
 		env->vfs->free(env->vfs, txn);
@@ -601,10 +607,11 @@ static int commit_write(mapkv_txn *txn)
 	uint8_t *buf = pg->scratch;
 	pg_meta_encode(buf, env->psize, &m);
 	os_iov iov = {buf, env->psize};
-	rc = env->vfs->write(env->file, &iov, 1,
-			     (m.txnid % MK_NUM_META) * (uint64_t)env->psize);
-	if (!rc && !(env->flags & MAPKV_NOSYNC))
-		rc = env->vfs->sync(env->file);
+	uint64_t off = (m.txnid % MK_NUM_META) * (uint64_t)env->psize;
+	if (env->flags & MAPKV_NOSYNC)
+		rc = env->vfs->write(env->file, &iov, 1, off);
+	else
+		rc = env->vfs->write_sync(env->file, &iov, 1, off);
 	if (rc) {
 		atomic_store(&env->panic, 1);
 		return rc == MAPKV_FULL || rc == MAPKV_IO ? MAPKV_PANIC : rc;

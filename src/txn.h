@@ -7,6 +7,9 @@
 
 #include "env.h"
 
+/* With MAPKV_RDONLY | TXN_INTERNAL, a read transaction on the reserved
+ * reader slot (the caller holds env->mutex). */
+#define TXN_INTERNAL 0x80000000u
 int txn_begin(mapkv_env *env, unsigned flags, mapkv_txn **out);
 int txn_commit(mapkv_txn *txn);
 void txn_abort(mapkv_txn *txn);

@@ -1,6 +1,9 @@
 /*
  * testutil.c: shared helpers of the Check suites (see testutil.h).
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include "testutil.h"
 
 #include <errno.h>
@@ -59,7 +62,7 @@ static void tu_test_setup(void)
 {
 	snprintf(tu_test_dir, sizeof(tu_test_dir), "%s/t-XXXXXX", tu_root);
 	ck_assert_msg(mkdtemp(tu_test_dir) != NULL, "mkdtemp(%s): %s",
-		      tu_test_dir, strerror(errno));
+	              tu_test_dir, strerror(errno));
 }
 
 static void tu_test_teardown(void)
@@ -104,7 +107,7 @@ const char *tu_path(const char *name)
 }
 
 static int tu_rm_one(const char *path, const struct stat *st, int flag,
-		     struct FTW *ftw)
+                     struct FTW *ftw)
 {
 	(void)st;
 	(void)ftw;
@@ -122,7 +125,7 @@ uint64_t tu_file_size(const char *path)
 {
 	struct stat st;
 	ck_assert_msg(stat(path, &st) == 0, "stat(%s): %s", path,
-		      strerror(errno));
+	              strerror(errno));
 	return (uint64_t)st.st_size;
 }
 
@@ -174,18 +177,17 @@ void tu_flip_byte(const char *path, uint64_t off, unsigned char mask)
 	ck_assert_msg(fd >= 0, "open(%s): %s", path, strerror(errno));
 	unsigned char b;
 	ck_assert_msg(pread(fd, &b, 1, (off_t)off) == 1,
-		      "pread(%s, %llu) failed", path, (unsigned long long)off);
+	              "pread(%s, %llu) failed", path, (unsigned long long)off);
 	b ^= mask;
 	ck_assert_msg(pwrite(fd, &b, 1, (off_t)off) == 1,
-		      "pwrite(%s, %llu) failed", path,
-		      (unsigned long long)off);
+	              "pwrite(%s, %llu) failed", path, (unsigned long long)off);
 	close(fd);
 }
 
 void tu_truncate_file(const char *path, uint64_t size)
 {
 	ck_assert_msg(truncate(path, (off_t)size) == 0, "truncate(%s): %s",
-		      path, strerror(errno));
+	              path, strerror(errno));
 }
 
 /* ---- prng ------------------------------------------------------------- */
@@ -452,7 +454,7 @@ static tu_node *tu_rot_left(tu_node *n)
 }
 
 static tu_node *tu_insert(tu_model *m, tu_node *n, const void *k, size_t kl,
-			  const void *v, size_t vl)
+                          const void *v, size_t vl)
 {
 	if (!n) {
 		tu_node *x = tu_xmalloc(sizeof(*x));
@@ -483,14 +485,14 @@ static tu_node *tu_insert(tu_model *m, tu_node *n, const void *k, size_t kl,
 }
 
 void tu_model_put(tu_model *m, const void *k, size_t kl, const void *v,
-		  size_t vl)
+                  size_t vl)
 {
 	m->root = tu_insert(m, m->root, k, kl, v, vl);
 	m->cache_ok = 0;
 }
 
 static tu_node *tu_remove(tu_model *m, tu_node *n, const void *k, size_t kl,
-			  int *found)
+                          int *found)
 {
 	if (!n)
 		return NULL;
@@ -547,7 +549,7 @@ size_t tu_model_count(const tu_model *m)
 }
 
 const tu_entry *tu_model_ceil(const tu_model *m, const void *k, size_t kl,
-			      int strict)
+                              int strict)
 {
 	const tu_node *n = m->root, *best = NULL;
 	while (n) {
@@ -563,7 +565,7 @@ const tu_entry *tu_model_ceil(const tu_model *m, const void *k, size_t kl,
 }
 
 const tu_entry *tu_model_floor(const tu_model *m, const void *k, size_t kl,
-			       int strict)
+                               int strict)
 {
 	const tu_node *n = m->root, *best = NULL;
 	while (n) {
@@ -627,12 +629,17 @@ const tu_entry *tu_model_at(tu_model *m, size_t i)
 /* ---- mapkv helpers ---------------------------------------------------- */
 
 int tu_open_rc(mapkv_env **env, const char *name, unsigned flags,
-	       uint64_t max_size)
+               uint64_t max_size)
 {
 	mapkv_options o;
 	memset(&o, 0, sizeof(o));
 	o.flags = flags;
 	o.max_size = max_size;
+	/* valgrind cannot reserve the default 64 GiB of address space:
+	 * MAPKV_TEST_MAX_SIZE (bytes) replaces "default" for such runs. */
+	const char *ms = getenv("MAPKV_TEST_MAX_SIZE");
+	if (max_size == 0 && ms && *ms)
+		o.max_size = strtoull(ms, NULL, 0);
 	return mapkv_open(env, tu_path(name), &o);
 }
 
@@ -640,6 +647,21 @@ mapkv_env *tu_open(const char *name, unsigned flags, uint64_t max_size)
 {
 	mapkv_env *env = NULL;
 	ck_assert_rc(tu_open_rc(&env, name, flags, max_size), 0);
+	ck_assert_ptr_nonnull(env);
+	return env;
+}
+
+mapkv_env *tu_open_opts(const char *name, const mapkv_options *opts)
+{
+	mapkv_env *env = NULL;
+	mapkv_options o;
+	memset(&o, 0, sizeof(o));
+	if (opts)
+		o = *opts;
+	const char *ms = getenv("MAPKV_TEST_MAX_SIZE");
+	if (o.max_size == 0 && ms && *ms)
+		o.max_size = strtoull(ms, NULL, 0);
+	ck_assert_rc(mapkv_open(&env, tu_path(name), &o), 0);
 	ck_assert_ptr_nonnull(env);
 	return env;
 }
@@ -658,22 +680,22 @@ void tu_commit(mapkv_txn *txn)
 }
 
 int tu_put_rc(mapkv_txn *txn, mapkv_dbi dbi, const void *k, size_t kl,
-	      const void *v, size_t vl, unsigned flags)
+              const void *v, size_t vl, unsigned flags)
 {
 	mapkv_val key = {k, kl}, val = {v, vl};
 	return mapkv_put(txn, dbi, &key, &val, flags);
 }
 
 void tu_put(mapkv_txn *txn, mapkv_dbi dbi, const void *k, size_t kl,
-	    const void *v, size_t vl)
+            const void *v, size_t vl)
 {
 	int rc = tu_put_rc(txn, dbi, k, kl, v, vl, 0);
 	tu_check(rc == 0, "put %s (value %zu bytes) returned %d (%s)",
-		 tu_fmt(k, kl), vl, rc, mapkv_strerror(rc));
+	         tu_fmt(k, kl), vl, rc, mapkv_strerror(rc));
 }
 
 int tu_get_rc(mapkv_txn *txn, mapkv_dbi dbi, const void *k, size_t kl,
-	      mapkv_val *out)
+              mapkv_val *out)
 {
 	mapkv_val key = {k, kl};
 	return mapkv_get(txn, dbi, &key, out);
@@ -690,25 +712,24 @@ void tu_put_str(mapkv_txn *txn, mapkv_dbi dbi, const char *k, const char *v)
 	tu_put(txn, dbi, k, strlen(k), v, strlen(v));
 }
 
-void tu_expect_str(mapkv_txn *txn, mapkv_dbi dbi, const char *k,
-		   const char *v)
+void tu_expect_str(mapkv_txn *txn, mapkv_dbi dbi, const char *k, const char *v)
 {
 	mapkv_val out = {NULL, 0};
 	int rc = tu_get_rc(txn, dbi, k, strlen(k), &out);
 	if (!v) {
 		ck_assert_msg(rc == MAPKV_NOTFOUND,
-			      "get \"%s\": expected MAPKV_NOTFOUND, got %d (%s)"
-			      " value %s",
-			      k, rc, mapkv_strerror(rc),
-			      rc == 0 ? tu_fmt(out.data, out.size) : "-");
+		              "get \"%s\": expected MAPKV_NOTFOUND, got %d (%s)"
+		              " value %s",
+		              k, rc, mapkv_strerror(rc),
+		              rc == 0 ? tu_fmt(out.data, out.size) : "-");
 		return;
 	}
-	ck_assert_msg(rc == 0, "get \"%s\": expected \"%s\", got %d (%s)", k,
-		      v, rc, mapkv_strerror(rc));
+	ck_assert_msg(rc == 0, "get \"%s\": expected \"%s\", got %d (%s)", k, v,
+	              rc, mapkv_strerror(rc));
 	ck_assert_msg(out.size == strlen(v) &&
-			      memcmp(out.data, v, out.size) == 0,
-		      "get \"%s\": expected \"%s\", got %s", k, v,
-		      tu_fmt(out.data, out.size));
+	                      memcmp(out.data, v, out.size) == 0,
+	              "get \"%s\": expected \"%s\", got %s", k, v,
+	              tu_fmt(out.data, out.size));
 }
 
 mapkv_envinfo tu_env_info(mapkv_env *env)
@@ -727,14 +748,13 @@ mapkv_stat_info tu_stat(mapkv_txn *txn, mapkv_dbi dbi)
 	return st;
 }
 
-#define TU_FAIL(...)                                                          \
-	do {                                                                  \
-		snprintf(err, errlen, __VA_ARGS__);                           \
-		goto fail;                                                    \
+#define TU_FAIL(...)                                                           \
+	do {                                                                   \
+		snprintf(err, errlen, __VA_ARGS__);                            \
+		goto fail;                                                     \
 	} while (0)
 
-static int tu_same(const mapkv_val *k, const mapkv_val *v,
-		   const tu_entry *e)
+static int tu_same(const mapkv_val *k, const mapkv_val *v, const tu_entry *e)
 {
 	return k->size == e->klen && v->size == e->vlen &&
 	       (e->klen == 0 || memcmp(k->data, e->key, e->klen) == 0) &&
@@ -742,7 +762,7 @@ static int tu_same(const mapkv_val *k, const mapkv_val *v,
 }
 
 int tu_verify_txn_msg(mapkv_txn *txn, mapkv_dbi dbi, const tu_model *m,
-		      char *err, size_t errlen)
+                      char *err, size_t errlen)
 {
 	mapkv_cursor *cur = NULL;
 	mapkv_val k, v;
@@ -760,23 +780,23 @@ int tu_verify_txn_msg(mapkv_txn *txn, mapkv_dbi dbi, const tu_model *m,
 	for (i = 0; e; i++) {
 		if (rc)
 			TU_FAIL("forward scan: entry %zu of %zu (key %s): "
-				"cursor returned %d (%s)",
-				i, n, tu_fmt(e->key, e->klen), rc,
-				mapkv_strerror(rc));
+			        "cursor returned %d (%s)",
+			        i, n, tu_fmt(e->key, e->klen), rc,
+			        mapkv_strerror(rc));
 		if (!tu_same(&k, &v, e))
 			TU_FAIL("forward scan: entry %zu of %zu: expected %s "
-				"-> %s, cursor gave %s -> %s",
-				i, n, tu_fmt(e->key, e->klen),
-				tu_fmt(e->val, e->vlen), tu_fmt(k.data, k.size),
-				tu_fmt(v.data, v.size));
+			        "-> %s, cursor gave %s -> %s",
+			        i, n, tu_fmt(e->key, e->klen),
+			        tu_fmt(e->val, e->vlen), tu_fmt(k.data, k.size),
+			        tu_fmt(v.data, v.size));
 		e = tu_model_ceil(m, e->key, e->klen, 1);
 		rc = mapkv_cursor_get(cur, &k, &v, MAPKV_NEXT);
 	}
 	if (rc != MAPKV_NOTFOUND)
 		TU_FAIL("forward scan: after the %zu model entries expected "
-			"MAPKV_NOTFOUND, cursor returned %d (%s) key %s",
-			n, rc, mapkv_strerror(rc),
-			rc == 0 ? tu_fmt(k.data, k.size) : "-");
+		        "MAPKV_NOTFOUND, cursor returned %d (%s) key %s",
+		        n, rc, mapkv_strerror(rc),
+		        rc == 0 ? tu_fmt(k.data, k.size) : "-");
 
 	/* Backward. */
 	e = tu_model_last(m);
@@ -784,39 +804,41 @@ int tu_verify_txn_msg(mapkv_txn *txn, mapkv_dbi dbi, const tu_model *m,
 	for (i = 0; e; i++) {
 		if (rc)
 			TU_FAIL("backward scan: entry %zu from the end of %zu "
-				"(key %s): cursor returned %d (%s)",
-				i, n, tu_fmt(e->key, e->klen), rc,
-				mapkv_strerror(rc));
+			        "(key %s): cursor returned %d (%s)",
+			        i, n, tu_fmt(e->key, e->klen), rc,
+			        mapkv_strerror(rc));
 		if (!tu_same(&k, &v, e))
 			TU_FAIL("backward scan: entry %zu from the end of %zu: "
-				"expected %s -> %s, cursor gave %s -> %s",
-				i, n, tu_fmt(e->key, e->klen),
-				tu_fmt(e->val, e->vlen), tu_fmt(k.data, k.size),
-				tu_fmt(v.data, v.size));
+			        "expected %s -> %s, cursor gave %s -> %s",
+			        i, n, tu_fmt(e->key, e->klen),
+			        tu_fmt(e->val, e->vlen), tu_fmt(k.data, k.size),
+			        tu_fmt(v.data, v.size));
 		e = tu_model_floor(m, e->key, e->klen, 1);
 		rc = mapkv_cursor_get(cur, &k, &v, MAPKV_PREV);
 	}
 	if (rc != MAPKV_NOTFOUND)
 		TU_FAIL("backward scan: after the %zu model entries expected "
-			"MAPKV_NOTFOUND, cursor returned %d (%s) key %s",
-			n, rc, mapkv_strerror(rc),
-			rc == 0 ? tu_fmt(k.data, k.size) : "-");
+		        "MAPKV_NOTFOUND, cursor returned %d (%s) key %s",
+		        n, rc, mapkv_strerror(rc),
+		        rc == 0 ? tu_fmt(k.data, k.size) : "-");
 	mapkv_cursor_close(cur);
 	cur = NULL;
 
 	/* Point lookups. */
-	for (e = tu_model_first(m); e; e = tu_model_ceil(m, e->key, e->klen, 1)) {
+	for (e = tu_model_first(m); e;
+	     e = tu_model_ceil(m, e->key, e->klen, 1)) {
 		mapkv_val key = {e->key, e->klen};
 		rc = mapkv_get(txn, dbi, &key, &v);
 		if (rc)
 			TU_FAIL("get %s: returned %d (%s), expected value %s",
-				tu_fmt(e->key, e->klen), rc, mapkv_strerror(rc),
-				tu_fmt(e->val, e->vlen));
+			        tu_fmt(e->key, e->klen), rc, mapkv_strerror(rc),
+			        tu_fmt(e->val, e->vlen));
 		k = key;
 		if (!tu_same(&k, &v, e))
 			TU_FAIL("get %s: expected value %s, got %s",
-				tu_fmt(e->key, e->klen), tu_fmt(e->val, e->vlen),
-				tu_fmt(v.data, v.size));
+			        tu_fmt(e->key, e->klen),
+			        tu_fmt(e->val, e->vlen),
+			        tu_fmt(v.data, v.size));
 	}
 
 	mapkv_stat_info st;
@@ -826,10 +848,10 @@ int tu_verify_txn_msg(mapkv_txn *txn, mapkv_dbi dbi, const tu_model *m,
 		TU_FAIL("mapkv_stat returned %d (%s)", rc, mapkv_strerror(rc));
 	if (st.entries != n)
 		TU_FAIL("mapkv_stat: entries %llu, model has %zu",
-			(unsigned long long)st.entries, n);
+		        (unsigned long long)st.entries, n);
 	if (n > 0 && (st.depth == 0 || st.leaf_pages == 0))
 		TU_FAIL("mapkv_stat: %zu entries but depth %u, leaf_pages %llu",
-			n, st.depth, (unsigned long long)st.leaf_pages);
+		        n, st.depth, (unsigned long long)st.leaf_pages);
 	return 0;
 fail:
 	if (cur)
@@ -842,7 +864,7 @@ void tu_verify_txn(mapkv_txn *txn, mapkv_dbi dbi, const tu_model *m)
 	char err[1024];
 	int rc = tu_verify_txn_msg(txn, dbi, m, err, sizeof(err));
 	tu_check(rc == 0, "tree %u differs from the model: %s", (unsigned)dbi,
-		 err);
+	         err);
 }
 
 void tu_verify_db(mapkv_env *env, mapkv_dbi dbi, const tu_model *m)
@@ -852,7 +874,7 @@ void tu_verify_db(mapkv_env *env, mapkv_dbi dbi, const tu_model *m)
 	int rc = tu_verify_txn_msg(txn, dbi, m, err, sizeof(err));
 	mapkv_txn_abort(txn);
 	tu_check(rc == 0, "tree %u differs from the model: %s", (unsigned)dbi,
-		 err);
+	         err);
 }
 
 /* ---- reader thread ---------------------------------------------------- */
@@ -864,8 +886,8 @@ struct tu_reader {
 	mapkv_env *env;
 	mapkv_txn *txn;
 	int begin_rc;
-	int started;  /* begin has returned */
-	int stop;     /* asked to end */
+	int started;     /* begin has returned */
+	int stop;        /* asked to end */
 	tu_reader_fn fn; /* pending call */
 	void *ctx;
 	int fn_done;
@@ -959,8 +981,7 @@ void tu_reader_call(tu_reader *r, tu_reader_fn fn, void *ctx)
 	tu_check(rc == 0, "in reader thread: %s", err);
 }
 
-static int tu_reader_id_fn(mapkv_txn *txn, void *ctx, char *err,
-			   size_t errlen)
+static int tu_reader_id_fn(mapkv_txn *txn, void *ctx, char *err, size_t errlen)
 {
 	(void)err;
 	(void)errlen;
@@ -981,7 +1002,7 @@ struct tu_verify_ctx {
 };
 
 static int tu_reader_verify_fn(mapkv_txn *txn, void *ctx, char *err,
-			       size_t errlen)
+                               size_t errlen)
 {
 	struct tu_verify_ctx *c = ctx;
 	return tu_verify_txn_msg(txn, c->dbi, c->m, err, errlen);

@@ -1,0 +1,301 @@
+/*
+ * check_freelist.c: freed pages are reused. A workload that keeps
+ * rewriting the same keys keeps the file within a small constant factor of
+ * its live data and stops growing once warmed up; a long reader may pin
+ * pages, but once it ends the growth stops again.
+ *
+ * "pages_used" of mapkv_env_info is the high-water mark (pages ever handed
+ * out), an exact page count; the file size itself grows in amortised
+ * steps, so the file-size bounds allow for one growth step where the
+ * page-count bounds allow only a few pages.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NKEYS 10000
+#define PAGE 4096u
+#define SLACK_PAGES 16
+
+static void put_key(mapkv_txn *txn, tu_model *m, uint64_t i, uint64_t ver)
+{
+	unsigned char k[16], v[100];
+	tu_make_seq_key(k, 16, i);
+	tu_fill_bytes(v, 100, i * 1000003u + ver);
+	tu_put(txn, 0, k, 16, v, 100);
+	if (m)
+		tu_model_put(m, k, 16, v, 100);
+}
+
+/* Load NKEYS keys of 16 bytes with 100-byte values in one transaction. */
+static void load(mapkv_env *env, tu_model *m)
+{
+	mapkv_txn *txn = tu_begin(env, 0);
+	for (uint64_t i = 0; i < NKEYS; i++)
+		put_key(txn, m, i, 0);
+	tu_commit(txn);
+}
+
+/* @rounds transactions of 1,000 updates of random keys. */
+static void churn(mapkv_env *env, tu_model *m, tu_rng *r, uint64_t rounds)
+{
+	for (uint64_t t = 0; t < rounds; t++) {
+		mapkv_txn *txn = tu_begin(env, 0);
+		for (int j = 0; j < 1000; j++)
+			put_key(txn, m, tu_rng_below(r, NKEYS), tu_rng_next(r));
+		tu_commit(txn);
+	}
+}
+
+static uint64_t pages_used(mapkv_env *env)
+{
+	return tu_env_info(env).pages_used;
+}
+
+START_TEST(test_churn_of_10000_keys_keeps_file_bounded_and_stops_growing)
+{
+	const uint64_t updates = tu_scale(200000, 1000000);
+	const uint64_t rounds = updates / 1000;
+	tu_rng r;
+	tu_rng_init(&r, tu_seed(0xf7ee01));
+	mapkv_env *env = tu_open("db", 0, 0);
+	const char *path = tu_path("db");
+	tu_model *m = tu_model_new();
+	load(env, m);
+	uint64_t size0 = tu_file_size(path), pu0 = pages_used(env);
+	uint64_t size_max = size0;
+
+	uint64_t size_half = 0, pu_half = 0;
+	for (uint64_t t = 0; t < rounds; t++) {
+		churn(env, m, &r, 1);
+		uint64_t s = tu_file_size(path);
+		if (s > size_max)
+			size_max = s;
+		if (t + 1 == rounds / 2) {
+			size_half = s;
+			pu_half = pages_used(env);
+		}
+	}
+	uint64_t size_end = tu_file_size(path), pu_end = pages_used(env);
+	tu_verify_db(env, 0, m);
+
+	tu_check(size_max <= 4 * size0,
+	         "%llu updates of %d keys: the file reached %llu bytes, more "
+	         "than 4x the %llu bytes after the first load",
+	         (unsigned long long)updates, NKEYS,
+	         (unsigned long long)size_max, (unsigned long long)size0);
+	tu_check(pu_end <= 4 * pu0,
+	         "pages used %llu, more than 4x the %llu after the first load",
+	         (unsigned long long)pu_end, (unsigned long long)pu0);
+	tu_check(pu_end <= pu_half + SLACK_PAGES,
+	         "still growing after warm-up: %llu pages used after %llu "
+	         "rounds, %llu after %llu",
+	         (unsigned long long)pu_half, (unsigned long long)rounds / 2,
+	         (unsigned long long)pu_end, (unsigned long long)rounds);
+	tu_check(size_end <= size_half + SLACK_PAGES * PAGE ||
+	                 size_end <= size_half + size_half / 8,
+	         "file still growing after warm-up: %llu bytes after %llu "
+	         "rounds, %llu after %llu",
+	         (unsigned long long)size_half, (unsigned long long)rounds / 2,
+	         (unsigned long long)size_end, (unsigned long long)rounds);
+	mapkv_close(env);
+	tu_model_free(m);
+}
+END_TEST
+
+START_TEST(test_reader_held_open_pins_pages_and_growth_stops_after_it_ends)
+{
+	tu_rng r;
+	tu_rng_init(&r, tu_seed(0xf7ee02));
+	mapkv_env *env = tu_open("db", 0, 0);
+	tu_model *m = tu_model_new();
+	load(env, m);
+	churn(env, m, &r, 50); /* warm up */
+
+	tu_model *snap = tu_model_clone(m);
+	tu_reader *rd = tu_reader_start(env);
+	uint64_t pu_before = pages_used(env);
+	churn(env, m, &r, 50);
+	/* The reader's pages were not reused: it still sees its snapshot. */
+	tu_reader_verify(rd, 0, snap);
+	uint64_t pu_held = pages_used(env);
+	ck_assert_uint_eq(tu_env_info(env).oldest_reader_txnid,
+	                  tu_reader_txnid(rd));
+	tu_reader_stop(rd);
+	ck_assert_uint_eq(tu_env_info(env).num_readers, 0);
+
+	churn(env, m, &r, 50);
+	uint64_t pu_mid = pages_used(env);
+	churn(env, m, &r, 50);
+	uint64_t pu_end = pages_used(env);
+	tu_verify_db(env, 0, m);
+	tu_check(pu_end <= pu_mid + SLACK_PAGES,
+	         "after the reader ended the file keeps growing: %llu pages "
+	         "used then %llu (%llu before the reader, %llu while it "
+	         "held)",
+	         (unsigned long long)pu_mid, (unsigned long long)pu_end,
+	         (unsigned long long)pu_before, (unsigned long long)pu_held);
+	mapkv_close(env);
+	tu_model_free(m);
+	tu_model_free(snap);
+}
+END_TEST
+
+START_TEST(test_delete_all_and_reinsert_stays_under_previous_high_mark)
+{
+	tu_rng r;
+	tu_rng_init(&r, tu_seed(0xf7ee03));
+	mapkv_env *env = tu_open("db", 0, 0);
+	const char *path = tu_path("db");
+	tu_model *m = tu_model_new();
+	load(env, m);
+	churn(env, m, &r, 20);
+	uint64_t high = pages_used(env), size_high = tu_file_size(path);
+
+	for (int cycle = 0; cycle < 3; cycle++) {
+		mapkv_txn *txn = tu_begin(env, 0);
+		unsigned char k[16];
+		for (uint64_t i = 0; i < NKEYS; i++) {
+			tu_make_seq_key(k, 16, i);
+			ck_assert_rc(tu_del_rc(txn, 0, k, 16), 0);
+		}
+		tu_commit(txn);
+		tu_model_clear(m);
+		ck_assert_uint_eq(tu_env_info(env).pages_free > 0, 1);
+		/* Two small commits: pages freed by a commit may wait for
+		 * the next ones before they are reused. */
+		for (int j = 0; j < 2; j++) {
+			txn = tu_begin(env, 0);
+			tu_put_str(txn, 0, "tick", j ? "1" : "0");
+			tu_commit(txn);
+		}
+		tu_model_put(m, "tick", 4, "1", 1);
+		load(env, m);
+		churn(env, m, &r, 5);
+		uint64_t pu = pages_used(env);
+		tu_check(pu <= high + SLACK_PAGES + high / 20,
+		         "cycle %d: delete all + reinsert raised pages used "
+		         "from %llu to %llu",
+		         cycle, (unsigned long long)high,
+		         (unsigned long long)pu);
+		uint64_t sz = tu_file_size(path);
+		tu_check(sz <= size_high + size_high / 4,
+		         "cycle %d: file grew from %llu to %llu bytes", cycle,
+		         (unsigned long long)size_high, (unsigned long long)sz);
+	}
+	tu_verify_db(env, 0, m);
+	mapkv_close(env);
+	tu_model_free(m);
+}
+END_TEST
+
+START_TEST(test_pages_free_counts_pages_freed_by_deletes)
+{
+	mapkv_env *env = tu_open("db", 0, 0);
+	tu_model *m = tu_model_new();
+	load(env, m);
+	mapkv_envinfo before = tu_env_info(env);
+	mapkv_txn *txn = tu_begin(env, 0);
+	unsigned char k[16];
+	for (uint64_t i = 0; i < NKEYS; i++) {
+		if (i % 10 == 0)
+			continue;
+		tu_make_seq_key(k, 16, i);
+		ck_assert_rc(tu_del_rc(txn, 0, k, 16), 0);
+		tu_model_del(m, k, 16);
+	}
+	tu_commit(txn);
+	mapkv_envinfo info = tu_env_info(env);
+	/* ~300 leaf pages held the keys; most of them are gone now. */
+	tu_check(info.pages_free > 0,
+	         "deleted 90%% of %d keys but pages_free is 0 (pages used "
+	         "%llu, %llu before)",
+	         NKEYS, (unsigned long long)info.pages_used,
+	         (unsigned long long)before.pages_used);
+	tu_check(info.pages_free >= 100,
+	         "deleted 90%% of %d keys (~300 leaf pages) but only %llu "
+	         "pages are free",
+	         NKEYS, (unsigned long long)info.pages_free);
+	tu_check(info.pages_free < info.pages_used &&
+	                 info.pages_used * info.page_size <= info.file_size,
+	         "pages_free %llu, pages_used %llu, file_size %llu",
+	         (unsigned long long)info.pages_free,
+	         (unsigned long long)info.pages_used,
+	         (unsigned long long)info.file_size);
+	tu_verify_db(env, 0, m);
+	mapkv_close(env);
+	tu_model_free(m);
+}
+END_TEST
+
+START_TEST(test_overflow_value_churn_reuses_freed_page_runs)
+{
+	const uint64_t rounds = tu_scale(400, 4000);
+	const size_t vsize = 100000; /* 25 pages each */
+	unsigned char *v = malloc(vsize);
+	ck_assert_ptr_nonnull(v);
+	mapkv_env *env = tu_open("db", 0, 0);
+	char k[16];
+	uint64_t pu_first = 0, pu_half = 0;
+	for (uint64_t t = 0; t < rounds; t++) {
+		mapkv_txn *txn = tu_begin(env, 0);
+		for (int i = 0; i < 10; i++) {
+			snprintf(k, sizeof(k), "big%d", i);
+			tu_fill_bytes(v, vsize, t * 10 + (uint64_t)i);
+			tu_put(txn, 0, k, strlen(k), v, vsize);
+		}
+		tu_commit(txn);
+		if (t == 0)
+			pu_first = pages_used(env);
+		if (t + 1 == rounds / 2)
+			pu_half = pages_used(env);
+	}
+	uint64_t pu_end = pages_used(env);
+	mapkv_txn *txn = tu_begin(env, MAPKV_RDONLY);
+	for (int i = 0; i < 10; i++) {
+		snprintf(k, sizeof(k), "big%d", i);
+		mapkv_val out;
+		ck_assert_rc(tu_get_rc(txn, 0, k, strlen(k), &out), 0);
+		ck_assert_uint_eq(out.size, vsize);
+		tu_check(tu_check_bytes(out.data, vsize,
+		                        (rounds - 1) * 10 + (uint64_t)i) ==
+		                 (size_t)-1,
+		         "value %s differs", k);
+	}
+	mapkv_txn_abort(txn);
+	tu_check(pu_end <= 4 * pu_first,
+	         "replacing 10 values of %zu bytes %llu times: %llu pages "
+	         "used, more than 4x the %llu after the first commit",
+	         vsize, (unsigned long long)rounds, (unsigned long long)pu_end,
+	         (unsigned long long)pu_first);
+	tu_check(pu_end <= pu_half + 2 * 25 + SLACK_PAGES,
+	         "still growing after warm-up: %llu pages used at half time, "
+	         "%llu at the end",
+	         (unsigned long long)pu_half, (unsigned long long)pu_end);
+	mapkv_close(env);
+	free(v);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("freelist");
+	TCase *tc = tu_tcase(s, "reuse", 600);
+	tcase_add_test(
+	        tc,
+	        test_churn_of_10000_keys_keeps_file_bounded_and_stops_growing);
+	tcase_add_test(
+	        tc,
+	        test_reader_held_open_pins_pages_and_growth_stops_after_it_ends);
+	tcase_add_test(
+	        tc,
+	        test_delete_all_and_reinsert_stays_under_previous_high_mark);
+	tcase_add_test(tc, test_pages_free_counts_pages_freed_by_deletes);
+	tcase_add_test(tc, test_overflow_value_churn_reuses_freed_page_runs);
+	return tu_run_suite(s);
+}
