@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "checksum.h"
 #include "txn.h"
 
 #define BLANK_LIMIT (2u * MK_MAX_PAGE)
@@ -20,19 +21,58 @@ static uint64_t default_max_size(void)
 	return sizeof(void *) >= 8 ? (64ull << 30) : (1ull << 30);
 }
 
-/* Choose the meta to open at from the first bytes of the file. @buf holds
- * the first @len bytes (up to MK_MAX_PAGE + one meta). Page 1's position
- * depends on the page size, which page 0 may be too damaged to tell, so
- * each possible size is tried. */
-static int choose_meta(const uint8_t *buf, size_t len, uint64_t file_size,
-		       mk_meta *out)
+/* Are the pages a one-sync commit listed in its meta page (image @img)
+ * what the commit wrote? They are re-read from the file. */
+static int verify_runs(mapkv_env *env, const uint8_t *img, const mk_meta *m)
 {
-	mk_meta m, best;
-	int have = 0, mismatch = 0;
+	unsigned ps = m->page_size;
+	if (m->nruns == 0)
+		return 0;
+	uint8_t *pbuf = env->vfs->alloc(env->vfs, ps);
+	if (!pbuf)
+		return MAPKV_NOMEM;
+	uint32_t c = 0;
+	int rc = 0;
+	for (uint32_t i = 0; i < m->nruns && !rc; i++) {
+		pgno_t p;
+		uint32_t n;
+		pg_meta_run(img, i, &p, &n);
+		for (uint32_t j = 0; j < n && !rc; j++) {
+			size_t got;
+			rc = env->vfs->read(env->file, pbuf, ps,
+					    (uint64_t)(p + j) * ps, &got);
+			if (!rc && got < ps)
+				rc = MAPKV_CORRUPT;
+			c = ck_crc32c(c, pbuf, ps);
+		}
+	}
+	env->vfs->free(env->vfs, pbuf);
+	if (rc)
+		return rc;
+	return c == m->data_crc ? 0 : MAPKV_CORRUPT;
+}
+
+/* Choose the meta to open at from the first bytes of the file. @buf holds
+ * the first @len bytes (both meta pages). Page 1's position depends on the
+ * page size, which page 0 may be too damaged to tell, so each possible
+ * size is tried. The newest valid meta whose commit verifies wins (a meta
+ * with id @trusted, published by this process, needs no verification);
+ * *rejected gets the slot of a newer meta that failed verification, or
+ * -1. */
+static int choose_meta(mapkv_env *env, const uint8_t *buf, size_t len,
+		       uint64_t file_size, uint64_t trusted, mk_meta *out,
+		       int *rejected)
+{
+	mk_meta cand[2];
+	size_t coff[2];
+	int nc = 0, mismatch = 0;
+	*rejected = -1;
 	for (unsigned ps = 0; ps <= MK_MAX_PAGE; ps = ps ? ps * 2 : MK_MIN_PAGE) {
-		if (ps + MK_META_SIZE + 4 > len)
+		mk_meta m;
+		if (ps + MK_META_RUNS > len)
 			break;
-		int rc = pg_meta_decode(buf + ps, len - ps, &m);
+		size_t avail = len - ps;
+		int rc = pg_meta_decode(buf + ps, avail, &m);
 		if (rc == MAPKV_VERSION_MISMATCH)
 			mismatch = 1;
 		if (rc)
@@ -48,15 +88,32 @@ static int choose_meta(const uint8_t *buf, size_t len, uint64_t file_size,
 			continue;
 		if (m.txnid != 0 && m.last_pgno * m.page_size > file_size)
 			continue;
-		if (have && m.page_size != best.page_size)
+		if (nc == 1 && m.page_size != cand[0].page_size)
 			continue;
-		if (!have || m.txnid > best.txnid) {
-			best = m;
-			have = 1;
+		if (nc < 2) {
+			cand[nc] = m;
+			coff[nc++] = ps;
 		}
 	}
-	if (have) {
-		*out = best;
+	if (nc == 2 && cand[1].txnid > cand[0].txnid) {
+		mk_meta t = cand[0];
+		cand[0] = cand[1];
+		cand[1] = t;
+		size_t o = coff[0];
+		coff[0] = coff[1];
+		coff[1] = o;
+	}
+	for (int i = 0; i < nc; i++) {
+		if (cand[i].txnid != trusted) {
+			int rc = verify_runs(env, buf + coff[i], &cand[i]);
+			if (rc == MAPKV_CORRUPT) {
+				*rejected = coff[i] ? 1 : 0;
+				continue;
+			}
+			if (rc)
+				return rc;
+		}
+		*out = cand[i];
 		return 0;
 	}
 	return mismatch ? MAPKV_VERSION_MISMATCH : MAPKV_CORRUPT;
@@ -71,13 +128,13 @@ static int is_blank(const uint8_t *buf, size_t got, uint64_t file_size)
 {
 	if (file_size > BLANK_LIMIT)
 		return 0;
-	uint8_t expect[MK_META_SIZE + 4];
+	uint8_t expect[MK_META_RUNS];
 	mk_meta m;
 	memset(&m, 0, sizeof(m));
 	m.version = MK_FORMAT_VERSION;
 	m.last_pgno = MK_NUM_META;
 	uint8_t page[MK_MIN_PAGE];
-	pg_meta_encode(page, sizeof(page), &m);
+	pg_meta_encode(page, sizeof(page), &m, NULL);
 	memcpy(expect, page, sizeof(expect));
 	for (size_t i = 0; i < got; i++) {
 		if (!buf[i])
@@ -119,14 +176,16 @@ int env_load_meta(mapkv_env *env, mk_meta *m)
 	int rc = env->vfs->size(env->file, &size);
 	if (rc)
 		return rc;
-	size_t want = env->psize + MK_META_SIZE + 4;
+	size_t want = 2 * (size_t)env->psize;
 	if ((rc = env->vfs->read(env->file, buf, want, 0, &got)))
 		return rc;
 	if (is_blank(buf, got, size)) {
 		txn_read_meta(env, m); /* still the blank database */
 		return 0;
 	}
-	if ((rc = choose_meta(buf, got, size, m)))
+	int rejected;
+	if ((rc = choose_meta(env, buf, got, size, atomic_load(&env->cur_txnid),
+			      m, &rejected)))
 		return rc;
 	if (m->page_size != env->psize)
 		return MAPKV_CORRUPT;
@@ -163,7 +222,7 @@ static int init_file(mapkv_env *env, const mk_meta *m, int created)
 	uint8_t *buf = env->vfs->alloc(env->vfs, 2 * ps);
 	if (!buf)
 		return MAPKV_NOMEM;
-	pg_meta_encode(buf, env->psize, m);
+	pg_meta_encode(buf, env->psize, m, NULL);
 	memcpy(buf + ps, buf, ps);
 	os_iov iov = {buf, 2 * ps};
 	int rc = env->vfs->write(env->file, &iov, 1, 0);
@@ -172,6 +231,19 @@ static int init_file(mapkv_env *env, const mk_meta *m, int created)
 		rc = env->vfs->sync(env->file);
 	if (!rc && created)
 		rc = env->vfs->sync_dir(env->vfs, env->path);
+	return rc;
+}
+
+static int erase_meta(mapkv_env *env, unsigned slot)
+{
+	uint8_t *z = env->vfs->alloc(env->vfs, env->psize);
+	if (!z)
+		return MAPKV_NOMEM;
+	memset(z, 0, env->psize);
+	os_iov iov = {z, env->psize};
+	int rc = env->vfs->write_sync(env->file, &iov, 1,
+				      (uint64_t)slot * env->psize);
+	env->vfs->free(env->vfs, z);
 	return rc;
 }
 
@@ -280,9 +352,17 @@ int env_open_vfs(mapkv_env **out, const char *path, const mapkv_options *opts,
 			size = 2ull * env->psize;
 		}
 	} else {
-		if ((rc = choose_meta(head, got, size, &m)))
+		int rejected;
+		if ((rc = choose_meta(env, head, got, size, UINT64_MAX, &m,
+				      &rejected)))
 			goto fail;
 		env->psize = m.page_size;
+		/* A newer meta whose commit never fully reached the disk is
+		 * erased, so that it cannot come back to life when a later
+		 * commit happens to rewrite its pages. */
+		if (rejected >= 0 && !(o.flags & MAPKV_RDONLY) &&
+		    (rc = erase_meta(env, (unsigned)rejected)))
+			goto fail;
 	}
 	unsigned unit = env->gran > env->psize ? (unsigned)env->gran : env->psize;
 	maxsz = maxsz / unit * unit;

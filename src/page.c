@@ -30,7 +30,14 @@ void pg_tree_decode(const uint8_t *in, tree_rec *t)
 	t->flags = pg_ld32(in + 40);
 }
 
-void pg_meta_encode(uint8_t *out, unsigned psize, const mk_meta *m)
+static uint32_t meta_crc(const uint8_t *in, uint32_t nruns)
+{
+	uint32_t c = ck_crc32c(0, in, MK_META_SIZE);
+	return ck_crc32c(c, in + MK_META_RUNS, 8u * nruns);
+}
+
+void pg_meta_encode(uint8_t *out, unsigned psize, const mk_meta *m,
+		    const uint32_t *runs)
 {
 	memset(out, 0, psize);
 	pg_st32(out + 0, MK_MAGIC);
@@ -41,7 +48,11 @@ void pg_meta_encode(uint8_t *out, unsigned psize, const mk_meta *m)
 	pg_st64(out + 24, m->last_pgno);
 	for (unsigned i = 0; i < MK_NUM_TREES; i++)
 		pg_tree_encode(out + 32 + i * MK_TREE_REC_SIZE, &m->trees[i]);
-	pg_st32(out + MK_META_SIZE, ck_crc32c(0, out, MK_META_SIZE));
+	pg_st32(out + 176, m->nruns);
+	pg_st32(out + 180, m->data_crc);
+	for (uint32_t i = 0; i < 2 * m->nruns; i++)
+		pg_st32(out + MK_META_RUNS + 4 * i, runs[i]);
+	pg_st32(out + MK_META_SIZE, meta_crc(out, m->nruns));
 }
 
 static int valid_page_size(uint32_t ps)
@@ -65,11 +76,14 @@ static int valid_tree(const tree_rec *t, uint64_t last_pgno)
 
 int pg_meta_decode(const uint8_t *in, size_t len, mk_meta *m)
 {
-	if (len < MK_META_SIZE + 4)
+	if (len < MK_META_RUNS)
 		return MAPKV_CORRUPT;
 	if (pg_ld32(in) != MK_MAGIC)
 		return MAPKV_CORRUPT;
-	if (pg_ld32(in + MK_META_SIZE) != ck_crc32c(0, in, MK_META_SIZE))
+	uint32_t nruns = pg_ld32(in + 176);
+	if (nruns > (len - MK_META_RUNS) / 8)
+		return MAPKV_CORRUPT;
+	if (pg_ld32(in + MK_META_SIZE) != meta_crc(in, nruns))
 		return MAPKV_CORRUPT;
 	m->magic = MK_MAGIC;
 	m->version = pg_ld32(in + 4);
@@ -83,8 +97,18 @@ int pg_meta_decode(const uint8_t *in, size_t len, mk_meta *m)
 	m->last_pgno = pg_ld64(in + 24);
 	for (unsigned i = 0; i < MK_NUM_TREES; i++)
 		pg_tree_decode(in + 32 + i * MK_TREE_REC_SIZE, &m->trees[i]);
-	if (!valid_page_size(m->page_size) || m->flags != 0)
+	m->nruns = nruns;
+	m->data_crc = pg_ld32(in + 180);
+	if (!valid_page_size(m->page_size) || m->flags != 0 ||
+	    nruns > pg_meta_max_runs(m->page_size))
 		return MAPKV_CORRUPT;
+	for (uint32_t i = 0; i < nruns; i++) {
+		pgno_t p;
+		uint32_t n;
+		pg_meta_run(in, i, &p, &n);
+		if (p < MK_NUM_META || n == 0 || (uint64_t)p + n > m->last_pgno)
+			return MAPKV_CORRUPT;
+	}
 	if (m->last_pgno < MK_NUM_META || m->last_pgno > 0xffffffffull)
 		return MAPKV_CORRUPT;
 	for (unsigned i = 0; i < MK_NUM_TREES; i++)

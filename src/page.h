@@ -25,12 +25,29 @@
  *    32   48 tree[0]      the main tree           (tree record, below)
  *    80   48 tree[1]      the catalog of named trees
  *   128   48 tree[2]      the free-page tree
- *   176    4 checksum     CRC-32C of bytes [0, 176)
- *   180 .. P              zero
+ *   176    4 nruns        runs of pages this commit wrote that open must
+ *                         verify (0: none; see COMMITS below)
+ *   180    4 data_crc     CRC-32C over the contents of those pages, in
+ *                         list order
+ *   184    4 checksum     CRC-32C of bytes [0, 184) followed by the run
+ *                         list
+ *   188 8*n runs          nruns x (4 pgno, 4 page count)
+ *   .. P                  zero
  *   Open reads both, ignores one whose magic, checksum or fields are
- *   invalid (or whose last_pgno lies past the end of the file), and uses
- *   the valid one with the larger txnid.
+ *   invalid (or whose last_pgno lies past the end of the file, or whose
+ *   runs do not match data_crc), and uses the valid one with the larger
+ *   txnid.
  *
+ * COMMITS
+ *   A commit writes its pages, then the meta page. When its pages fit in
+ *   the run list (and are few enough to re-read cheaply), one sync after
+ *   the meta write makes both durable, and the list with data_crc lets open
+ *   tell a complete commit from one whose meta reached the disk without
+ *   all of its pages: such a meta page fails verification and the previous
+ *   one is used (its pages were not overwritten: a commit writes only
+ *   pages free in the previous snapshot). Otherwise the commit syncs its
+ *   pages before writing the meta page (nruns = 0) and syncs again.
+
  * TREE RECORD (48 bytes; in meta pages and as catalog values)
  *     0    4 root         root page number, 0 when the tree is empty
  *     4    4 depth        levels (0 empty, 1 = root is a leaf)
@@ -103,7 +120,8 @@
 
 #define MK_MAGIC 0x564B504Du
 #define MK_FORMAT_VERSION 1u
-#define MK_META_SIZE 176u   /* bytes covered by the meta checksum */
+#define MK_META_SIZE 184u   /* fixed meta bytes; the checksum follows */
+#define MK_META_RUNS 188u   /* offset of the run list */
 #define MK_TREE_REC_SIZE 48u
 #define MK_MIN_PAGE 4096u
 #define MK_MAX_PAGE 32768u
@@ -311,14 +329,31 @@ typedef struct mk_meta {
 	uint64_t txnid;
 	uint64_t last_pgno;
 	tree_rec trees[MK_NUM_TREES];
+	uint32_t nruns;    /* runs to verify at open (in the page image) */
+	uint32_t data_crc;
 } mk_meta;
+
+/* Most runs a meta page of @psize bytes can list. */
+static inline unsigned pg_meta_max_runs(unsigned psize)
+{
+	return (psize - MK_META_RUNS) / 8;
+}
 
 void pg_tree_encode(uint8_t *out, const tree_rec *t);
 void pg_tree_decode(const uint8_t *in, tree_rec *t);
 
-/* Encode @m into the first MK_META_SIZE + 4 bytes of @out (and zero the
- * rest of the page of @psize bytes), checksum included. */
-void pg_meta_encode(uint8_t *out, unsigned psize, const mk_meta *m);
+/* Encode @m into a page of @psize bytes at @out, checksum included, with
+ * m->nruns runs from @runs (pairs of page number and count). */
+void pg_meta_encode(uint8_t *out, unsigned psize, const mk_meta *m,
+		    const uint32_t *runs);
+
+/* Run i of a meta page image that pg_meta_decode accepted. */
+static inline void pg_meta_run(const uint8_t *in, unsigned i, pgno_t *pgno,
+			       uint32_t *n)
+{
+	*pgno = pg_ld32(in + MK_META_RUNS + 8 * i);
+	*n = pg_ld32(in + MK_META_RUNS + 8 * i + 4);
+}
 
 /* Decode and validate one meta page image of @len bytes. Returns 0,
  * MAPKV_CORRUPT (not a meta page, bad checksum or field) or

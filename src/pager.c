@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "checksum.h"
 #include "env.h"
 
 /* ---- page lists ---- */
@@ -376,11 +377,14 @@ static unsigned run_pages(const page *p)
 	return (pg_flags(p) & MK_P_OVERFLOW) ? pg_ovpages(p) : 1;
 }
 
-int pager_write_dirty(pager *pg)
+int pager_write_dirty(pager *pg, uint32_t *runs, unsigned maxruns,
+		      unsigned *nruns, uint32_t *crc)
 {
 	mapkv_env *env = pg->env;
 	os_vfs *vfs = env->vfs;
 	int rc;
+	*nruns = 0;
+	*crc = 0;
 	if (pg->dcount == 0)
 		return 0;
 	rc = pager_grow(env, pg->next_pgno * (uint64_t)pg->psize);
@@ -395,10 +399,15 @@ int pager_write_dirty(pager *pg)
 			v[n++] = pg->dirty[i];
 	qsort(v, n, sizeof(dirty_ent), cmp_dirty);
 
-	/* Coalesce runs of consecutive pages into one gathered write. */
+	/* Coalesce runs of consecutive pages into one gathered write, and
+	 * list the runs (with a checksum of what they hold) while they are
+	 * few enough for open to re-read. */
 	enum { MAXIOV = 256 };
 	os_iov iov[MAXIOV];
 	size_t i = 0;
+	unsigned nr = 0, npages = 0;
+	int listing = 1;
+	uint32_t c = 0;
 	rc = 0;
 	while (i < n && !rc) {
 		pgno_t start = v[i].pgno;
@@ -412,9 +421,26 @@ int pager_write_dirty(pager *pg)
 			next += np;
 			i++;
 		}
+		if (listing) {
+			npages += next - start;
+			if (nr == maxruns || npages > PAGER_VERIFY_MAX) {
+				listing = 0;
+			} else {
+				runs[2 * nr] = start;
+				runs[2 * nr + 1] = next - start;
+				nr++;
+				for (int j = 0; j < cnt; j++)
+					c = ck_crc32c(c, iov[j].base,
+						      iov[j].len);
+			}
+		}
 		rc = vfs->write(env->file, iov, cnt,
 				(uint64_t)start * pg->psize);
 	}
 	vfs->free(vfs, v);
+	if (!rc && listing) {
+		*nruns = nr;
+		*crc = c;
+	}
 	return rc;
 }

@@ -101,9 +101,16 @@ void pgvec_free(pager *pg, pgvec *v);
  * (lowers next_pgno) so a commit does not record them as free. */
 void pager_trim_tail(pager *pg);
 
-/* Write every private page to the file, in page order, growing the file
- * first. Returns 0, MAPKV_IO, MAPKV_FULL, MAPKV_NOMEM. */
-int pager_write_dirty(pager *pg);
+/* Write every private page to the file, in page order (runs of
+ * consecutive pages in one gathered write), growing the file first.
+ * When the runs number at most @maxruns and hold at most
+ * PAGER_VERIFY_MAX pages, they are stored in @runs (page, count pairs),
+ * *nruns gets their number and *crc the CRC-32C of their contents in
+ * order; otherwise *nruns is 0. Returns 0, MAPKV_IO, MAPKV_FULL,
+ * MAPKV_NOMEM. */
+#define PAGER_VERIFY_MAX 256u
+int pager_write_dirty(pager *pg, uint32_t *runs, unsigned maxruns,
+		      unsigned *nruns, uint32_t *crc);
 
 /* Make the file at least @bytes long (amortised steps) and extend the map
  * to match. */

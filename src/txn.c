@@ -13,19 +13,24 @@
  *   1. store changed tree records in the catalog;
  *   2. record the pages it freed, and the free pages it did not use, in the
  *      free-page tree (save_free);
- *   3. write every private page (pwrite), then sync: the new tree is on
- *      disk but nothing points to it yet;
- *   4. write the meta page with the older id (id % 2), then sync: this one
- *      write makes the commit;
+ *   3. write every private page (pwrite): the new tree is in the file but
+ *      nothing points to it yet;
+ *   4. write the meta page with the older id (id % 2) and sync: this one
+ *      page makes the commit. When the meta page can list the runs of
+ *      pages written in 3 with their checksum, this one sync is the only
+ *      one (open verifies the pages and falls back to the other meta if
+ *      any is missing or torn); otherwise 3 ends with a sync of its own, so
+ *      the pages are durable before the meta page is written;
  *   5. publish the meta to this process's readers.
  * A crash before 4 completes leaves the previous meta as the newest valid
- * one (a torn meta page fails its checksum), and the previous tree's pages
- * were not touched: steps 1-3 wrote only pages that were free. A failure in
- * 1-3 fails the commit and the file is as it was. A failure in 4 (the write
- * or its sync) leaves the file's state unknown to this process (the meta
- * may or may not reach the disk, and the kernel may have dropped the pages
- * of a failed sync), so the environment refuses further writes with
- * MAPKV_PANIC until it is reopened, which reads whatever the disk holds.
+ * one (a torn meta page fails its checksum, an incomplete commit fails
+ * verification), and the previous tree's pages were not touched: steps
+ * 1-3 wrote only pages that were free. A failure in 1-3 fails the commit
+ * and the file is as it was. A failure in 4 (the write or its sync) leaves
+ * the file's state unknown to this process (the meta may or may not reach
+ * the disk, and the kernel may have dropped the pages of a failed sync),
+ * so the environment refuses further writes with MAPKV_PANIC until it is
+ * reopened, which reads whatever the disk holds.
  */
 #include "txn.h"
 
@@ -589,6 +594,7 @@ static int commit_write(mapkv_txn *txn)
 	mapkv_env *env = txn->env;
 	pager *pg = &txn->pg;
 	int rc;
+	int sync = !(env->flags & MAPKV_NOSYNC);
 	if ((rc = flush_trees(txn)))
 		return rc;
 	txn->meta.trees[MK_TREE_MAIN] = txn->main.rec;
@@ -596,22 +602,40 @@ static int commit_write(mapkv_txn *txn)
 		return 0; /* nothing changed: no new commit */
 	if ((rc = save_free(txn)))
 		return rc;
-	if ((rc = pager_write_dirty(pg)))
+
+	/* The meta page is built in scratch page 0 and the run list in
+	 * scratch page 1 (free now: no more splits). */
+	mk_meta m = txn->meta;
+	uint32_t *runs = (uint32_t *)(pg->scratch + env->psize);
+	unsigned nruns;
+	uint32_t crc;
+	rc = pager_write_dirty(pg, runs, pg_meta_max_runs(env->psize), &nruns,
+			       &crc);
+	if (rc)
 		return rc;
-	if (!(env->flags & MAPKV_NOSYNC) && (rc = env->vfs->sync(env->file)))
+	/* One sync when open can verify the commit's pages (see COMMITS in
+	 * page.h); otherwise the pages are made durable before the meta. */
+	int one_sync = sync && nruns > 0;
+	if (sync && !one_sync && (rc = env->vfs->sync(env->file)))
 		return rc;
 
-	mk_meta m = txn->meta;
 	m.txnid = txn->txnid;
 	m.last_pgno = pg->next_pgno;
+	m.nruns = one_sync ? nruns : 0;
+	m.data_crc = one_sync ? crc : 0;
 	uint8_t *buf = pg->scratch;
-	pg_meta_encode(buf, env->psize, &m);
+	pg_meta_encode(buf, env->psize, &m, runs);
 	os_iov iov = {buf, env->psize};
 	uint64_t off = (m.txnid % MK_NUM_META) * (uint64_t)env->psize;
-	if (env->flags & MAPKV_NOSYNC)
-		rc = env->vfs->write(env->file, &iov, 1, off);
-	else
+	if (sync && !one_sync) {
+		/* Only the meta page is left to make durable. */
 		rc = env->vfs->write_sync(env->file, &iov, 1, off);
+	} else {
+		/* The sync must cover the pages too: a whole-file sync. */
+		rc = env->vfs->write(env->file, &iov, 1, off);
+		if (!rc && sync)
+			rc = env->vfs->sync(env->file);
+	}
 	if (rc) {
 		atomic_store(&env->panic, 1);
 		return rc == MAPKV_FULL || rc == MAPKV_IO ? MAPKV_PANIC : rc;

@@ -210,7 +210,10 @@ static int read_everything(const char *path, void *ctx, char *msg, size_t len)
 {
 	const struct db_desc *d = ctx;
 	mapkv_env *env = NULL;
-	int rc = mapkv_open(&env, path, NULL);
+	mapkv_options o;
+	memset(&o, 0, sizeof(o));
+	o.max_size = tu_default_max_size();
+	int rc = mapkv_open(&env, path, &o);
 	if (rc == MAPKV_CORRUPT || rc == MAPKV_VERSION_MISMATCH)
 		return 0;
 	if (rc)

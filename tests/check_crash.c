@@ -64,6 +64,7 @@ static void child_main(const char *path, long start, int wfd, unsigned flags)
 	mapkv_options o;
 	memset(&o, 0, sizeof(o));
 	o.flags = flags;
+	o.max_size = tu_default_max_size();
 	mapkv_env *env = NULL;
 	int rc = mapkv_open(&env, path, &o);
 	if (rc) {

@@ -56,7 +56,7 @@ START_TEST(test_meta_round_trip_and_little_endian_layout)
 	uint8_t buf[4096];
 	mk_meta m = sample_meta(), d;
 	memset(&d, 0, sizeof(d));
-	pg_meta_encode(buf, 4096, &m);
+	pg_meta_encode(buf, 4096, &m, NULL);
 	/* Fixed offsets, little-endian, as page.h documents. */
 	ck_assert_uint_eq(buf[0], 0x4D);
 	ck_assert_uint_eq(buf[1], 0x50);
@@ -67,7 +67,7 @@ START_TEST(test_meta_round_trip_and_little_endian_layout)
 	ck_assert_uint_eq(pg_ld32(buf + 32), 17);
 	ck_assert_uint_eq(pg_ld32(buf + MK_META_SIZE),
 	                  ck_crc32c(0, buf, MK_META_SIZE));
-	for (unsigned i = MK_META_SIZE + 4; i < 4096; i++)
+	for (unsigned i = MK_META_RUNS; i < 4096; i++)
 		ck_assert_uint_eq(buf[i], 0);
 	ck_assert_int_eq(pg_meta_decode(buf, sizeof(buf), &d), 0);
 	ck_assert(memcmp(&m.trees, &d.trees, sizeof(m.trees)) == 0);
@@ -80,8 +80,8 @@ START_TEST(test_meta_any_flipped_bit_is_rejected)
 {
 	uint8_t buf[4096];
 	mk_meta m = sample_meta(), d;
-	pg_meta_encode(buf, 4096, &m);
-	for (unsigned i = 0; i < (MK_META_SIZE + 4) * 8; i++) {
+	pg_meta_encode(buf, 4096, &m, NULL);
+	for (unsigned i = 0; i < MK_META_RUNS * 8; i++) {
 		buf[i / 8] ^= (uint8_t)(1u << (i % 8));
 		int rc = pg_meta_decode(buf, sizeof(buf), &d);
 		ck_assert_msg(rc == MAPKV_CORRUPT, "bit %u accepted (rc %d)", i,
@@ -96,7 +96,7 @@ START_TEST(test_meta_other_version_is_version_mismatch)
 	uint8_t buf[4096];
 	mk_meta m = sample_meta(), d;
 	m.version = MK_FORMAT_VERSION + 1;
-	pg_meta_encode(buf, 4096, &m);
+	pg_meta_encode(buf, 4096, &m, NULL);
 	ck_assert_int_eq(pg_meta_decode(buf, sizeof(buf), &d),
 	                 MAPKV_VERSION_MISMATCH);
 }
@@ -108,19 +108,19 @@ START_TEST(test_meta_invalid_fields_are_corrupt)
 	mk_meta d;
 	mk_meta m = sample_meta();
 	m.page_size = 3000;
-	pg_meta_encode(buf, 4096, &m);
+	pg_meta_encode(buf, 4096, &m, NULL);
 	ck_assert_int_eq(pg_meta_decode(buf, sizeof(buf), &d), MAPKV_CORRUPT);
 	m = sample_meta();
 	m.trees[0].root = 5000; /* past last_pgno */
-	pg_meta_encode(buf, 4096, &m);
+	pg_meta_encode(buf, 4096, &m, NULL);
 	ck_assert_int_eq(pg_meta_decode(buf, sizeof(buf), &d), MAPKV_CORRUPT);
 	m = sample_meta();
 	m.trees[1].depth = 2; /* depth without a root */
-	pg_meta_encode(buf, 4096, &m);
+	pg_meta_encode(buf, 4096, &m, NULL);
 	ck_assert_int_eq(pg_meta_decode(buf, sizeof(buf), &d), MAPKV_CORRUPT);
 	m = sample_meta();
 	m.last_pgno = 1;
-	pg_meta_encode(buf, 4096, &m);
+	pg_meta_encode(buf, 4096, &m, NULL);
 	ck_assert_int_eq(pg_meta_decode(buf, sizeof(buf), &d), MAPKV_CORRUPT);
 }
 END_TEST

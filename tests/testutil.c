@@ -628,6 +628,14 @@ const tu_entry *tu_model_at(tu_model *m, size_t i)
 
 /* ---- mapkv helpers ---------------------------------------------------- */
 
+/* valgrind cannot reserve the default 64 GiB of address space:
+ * MAPKV_TEST_MAX_SIZE (bytes) replaces "default" for such runs. */
+uint64_t tu_default_max_size(void)
+{
+	const char *ms = getenv("MAPKV_TEST_MAX_SIZE");
+	return ms && *ms ? strtoull(ms, NULL, 0) : 0;
+}
+
 int tu_open_rc(mapkv_env **env, const char *name, unsigned flags,
                uint64_t max_size)
 {
@@ -635,11 +643,8 @@ int tu_open_rc(mapkv_env **env, const char *name, unsigned flags,
 	memset(&o, 0, sizeof(o));
 	o.flags = flags;
 	o.max_size = max_size;
-	/* valgrind cannot reserve the default 64 GiB of address space:
-	 * MAPKV_TEST_MAX_SIZE (bytes) replaces "default" for such runs. */
-	const char *ms = getenv("MAPKV_TEST_MAX_SIZE");
-	if (max_size == 0 && ms && *ms)
-		o.max_size = strtoull(ms, NULL, 0);
+	if (max_size == 0)
+		o.max_size = tu_default_max_size();
 	return mapkv_open(env, tu_path(name), &o);
 }
 
@@ -658,9 +663,8 @@ mapkv_env *tu_open_opts(const char *name, const mapkv_options *opts)
 	memset(&o, 0, sizeof(o));
 	if (opts)
 		o = *opts;
-	const char *ms = getenv("MAPKV_TEST_MAX_SIZE");
-	if (o.max_size == 0 && ms && *ms)
-		o.max_size = strtoull(ms, NULL, 0);
+	if (o.max_size == 0)
+		o.max_size = tu_default_max_size();
 	ck_assert_rc(mapkv_open(&env, tu_path(name), &o), 0);
 	ck_assert_ptr_nonnull(env);
 	return env;

@@ -166,6 +166,8 @@ mapkv_env *tu_open(const char *name, unsigned flags, uint64_t max_size);
 /* Same, returning the code (env receives NULL on failure). */
 int tu_open_rc(mapkv_env **env, const char *name, unsigned flags,
                uint64_t max_size);
+/* 0 (the library default), or MAPKV_TEST_MAX_SIZE when set. */
+uint64_t tu_default_max_size(void);
 /* Open tu_path(@name) with full options (NULL: defaults), asserting
  * success. */
 mapkv_env *tu_open_opts(const char *name, const mapkv_options *opts);
