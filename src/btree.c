@@ -37,7 +37,7 @@ static inline int node_key(const page *p, unsigned i, int leaf,
 		return MAPKV_CORRUPT;
 	const uint8_t *n = p + off;
 	unsigned s = leaf ? nd_leaf_ksize(n) : nd_branch_ksize(n);
-	if (off + hdr + s > psize)
+	if (off + hdr + s > psize || (leaf && s == 0))
 		return MAPKV_CORRUPT;
 	*k = n + hdr;
 	*ks = s;
