@@ -76,7 +76,7 @@ enum workload {
 };
 
 static const char *const wl_name[W_COUNT] = {
-        "fillseq", "fillrandom", "readrandom", "readseq", "syncput"};
+	"fillseq", "fillrandom", "readrandom", "readseq", "syncput"};
 
 enum engine_id { E_MAPKV, E_LMDB, E_COUNT };
 
@@ -197,14 +197,14 @@ static int parse_count(const char *s, uint64_t *out)
 }
 
 static int rm_entry(const char *path, const struct stat *st, int flag,
-                    struct FTW *ftw)
+		    struct FTW *ftw)
 {
 	(void)st;
 	(void)flag;
 	(void)ftw;
 	if (remove(path) != 0 && errno != ENOENT)
 		fprintf(stderr, "mapkv-bench: cannot remove %s: %s\n", path,
-		        strerror(errno));
+			strerror(errno));
 	return 0;
 }
 
@@ -301,7 +301,7 @@ static void build_data(void)
 	for (size_t i = 0; i < VPOOL + opt.vsize; i += 8) {
 		uint64_t r = rng_next(&seed);
 		size_t m =
-		        VPOOL + opt.vsize - i < 8 ? VPOOL + opt.vsize - i : 8;
+			VPOOL + opt.vsize - i < 8 ? VPOOL + opt.vsize - i : 8;
 		memcpy(valpool + i, &r, m);
 	}
 	if ((need & (1u << W_FILLSEQ)) || opt.verify)
@@ -360,11 +360,11 @@ struct engine {
 	void (*close)(struct db *db);
 	int (*wbegin)(struct db *db);
 	int (*put)(struct db *db, const void *k, size_t ks, const void *v,
-	           size_t vs);
+		   size_t vs);
 	int (*commit)(struct db *db);
 	int (*rbegin)(struct db *db);
 	int (*get)(struct db *db, const void *k, size_t ks, const void **v,
-	           size_t *vs);
+		   size_t *vs);
 	void (*rend)(struct db *db);
 	int (*scan)(struct db *db, struct scan *sc);
 	const char *(*strerror)(int rc);
@@ -403,7 +403,7 @@ static void fail(struct db *db, uint64_t op, int rc)
 }
 
 static void scan_check(struct scan *sc, const void *k, size_t ks, const void *v,
-                       size_t vs)
+		       size_t vs)
 {
 	if (sc->count >= opt.n || ks != opt.ksize ||
 	    memcmp(k, kl_seq.keys + sc->count * opt.ksize, ks) != 0 ||
@@ -440,7 +440,7 @@ static int kv_wbegin(struct db *db)
 }
 
 static int kv_put(struct db *db, const void *k, size_t ks, const void *v,
-                  size_t vs)
+		  size_t vs)
 {
 	mapkv_val key = {k, ks}, val = {v, vs};
 	int rc = mapkv_put(db->ktxn, 0, &key, &val, 0);
@@ -470,7 +470,7 @@ static int kv_rbegin(struct db *db)
 }
 
 static int kv_get(struct db *db, const void *k, size_t ks, const void **v,
-                  size_t *vs)
+		  size_t *vs)
 {
 	mapkv_val key = {k, ks}, val;
 	int rc = mapkv_get(db->ktxn, 0, &key, &val);
@@ -513,9 +513,9 @@ static int kv_scan(struct db *db, struct scan *sc)
 }
 
 static const struct engine eng_mapkv = {
-        "mapkv",  "bench-mapkv", "data.mapkv", MAPKV_NOTFOUND, kv_open,
-        kv_close, kv_wbegin,     kv_put,       kv_commit,      kv_rbegin,
-        kv_get,   kv_rend,       kv_scan,      mapkv_strerror,
+	"mapkv",  "bench-mapkv", "data.mapkv", MAPKV_NOTFOUND, kv_open,
+	kv_close, kv_wbegin,     kv_put,       kv_commit,      kv_rbegin,
+	kv_get,   kv_rend,       kv_scan,      mapkv_strerror,
 };
 
 #ifdef HAVE_LMDB
@@ -584,7 +584,7 @@ static int lm_wbegin(struct db *db)
 }
 
 static int lm_put(struct db *db, const void *k, size_t ks, const void *v,
-                  size_t vs)
+		  size_t vs)
 {
 	MDB_val key = {ks, (void *)k}, val = {vs, (void *)v};
 	int rc = mdb_put(db->mtxn, db->mdbi, &key, &val, 0);
@@ -614,7 +614,7 @@ static int lm_rbegin(struct db *db)
 }
 
 static int lm_get(struct db *db, const void *k, size_t ks, const void **v,
-                  size_t *vs)
+		  size_t *vs)
 {
 	MDB_val key = {ks, (void *)k}, val;
 	int rc = mdb_get(db->mtxn, db->mdbi, &key, &val);
@@ -647,7 +647,7 @@ static int lm_scan(struct db *db, struct scan *sc)
 	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
 		if (sc->verify)
 			scan_check(sc, k.mv_data, k.mv_size, v.mv_data,
-			           v.mv_size);
+				   v.mv_size);
 		sc->count++;
 	}
 	mdb_cursor_close(cur);
@@ -663,18 +663,18 @@ static const char *lm_strerror(int rc)
 }
 
 static const struct engine eng_lmdb = {
-        "LMDB",   "bench-lmdb", "data.mdb", MDB_NOTFOUND, lm_open,
-        lm_close, lm_wbegin,    lm_put,     lm_commit,    lm_rbegin,
-        lm_get,   lm_rend,      lm_scan,    lm_strerror,
+	"LMDB",   "bench-lmdb", "data.mdb", MDB_NOTFOUND, lm_open,
+	lm_close, lm_wbegin,    lm_put,     lm_commit,    lm_rbegin,
+	lm_get,   lm_rend,      lm_scan,    lm_strerror,
 };
 #endif /* HAVE_LMDB */
 
 static const struct engine *const engines[E_COUNT] = {
-        &eng_mapkv,
+	&eng_mapkv,
 #ifdef HAVE_LMDB
-        &eng_lmdb,
+	&eng_lmdb,
 #else
-        NULL,
+	NULL,
 #endif
 };
 
@@ -722,7 +722,7 @@ static double run_fill(struct db *db, const struct keylist *kl, uint64_t batch)
 			uint64_t num = kl->idx ? kl->idx[i] : i;
 
 			rc = e->put(db, kl->keys + i * ks, ks, value_of(num),
-			            vs);
+				    vs);
 			if (rc)
 				fail(db, i, rc);
 		}
@@ -847,7 +847,7 @@ static int selected(enum workload w)
 }
 
 static void record(enum workload w, enum engine_id ei, uint64_t ops, double sec,
-                   const struct db *db, int with_size)
+		   const struct db *db, int with_size)
 {
 	double rate = sec > 0 ? (double)ops / sec : 0;
 	char b1[32];
@@ -857,8 +857,8 @@ static void record(enum workload w, enum engine_id ei, uint64_t ops, double sec,
 	if (with_size)
 		fsize[w][ei] = file_size(db->file);
 	fprintf(stderr, "  %-10s %-5s %14s ops/s  %8.3f s", wl_name[w],
-	        engines[ei]->name,
-	        fmt_count(b1, sizeof b1, (uint64_t)(rate + .5)), sec);
+		engines[ei]->name,
+		fmt_count(b1, sizeof b1, (uint64_t)(rate + .5)), sec);
 	if (w == W_SYNCPUT)
 		fprintf(stderr, "  %.1f us/commit", sec * 1e6 / (double)ops);
 	if (with_size)
@@ -870,7 +870,7 @@ static void run_all(void)
 {
 	struct db db;
 	int rnd = selected(W_FILLRANDOM) || selected(W_READRANDOM) ||
-	          selected(W_READSEQ);
+		  selected(W_READSEQ);
 
 	for (unsigned r = 0; r < opt.repeats; r++) {
 		/* mapkv first in odd-numbered runs, LMDB first in the others,
@@ -908,7 +908,7 @@ static void run_all(void)
 				cur_workload = "fillrandom";
 				db_fresh(&db, engines[ei]);
 				double t = run_fill(&db, &kl_fillrandom,
-				                    opt.batch);
+						    opt.batch);
 				if (selected(W_FILLRANDOM))
 					record(W_FILLRANDOM, ei, opt.n, t, &db,
 					       1);
@@ -935,10 +935,10 @@ static void run_all(void)
 			if ((double)ops / t > syncbase_best)
 				syncbase_best = (double)ops / t;
 			fprintf(stderr,
-			        "  %-10s       %14.0f syncs/s %8.3f s  "
-			        "%.1f us/sync (4 KiB pwrite + fdatasync)\n",
-			        "sync", (double)ops / t, t,
-			        t * 1e6 / (double)ops);
+				"  %-10s       %14.0f syncs/s %8.3f s  "
+				"%.1f us/sync (4 KiB pwrite + fdatasync)\n",
+				"sync", (double)ops / t, t,
+				t * 1e6 / (double)ops);
 			for (int k = 0; k < E_COUNT; k++) {
 				int ei = order[k];
 
@@ -964,8 +964,8 @@ static const char *order_text(void)
 	if ((opt.engines & 3) != 3)
 		return "";
 	return opt.repeats == 1 ? ", mapkv first"
-	                        : ", engines interleaved: mapkv first in "
-	                          "runs 1, 3..., LMDB first in runs 2, 4...";
+				: ", engines interleaved: mapkv first in "
+				  "runs 1, 3..., LMDB first in runs 2, 4...";
 }
 
 enum row_kind { R_OPS, R_USEC, R_MB };
@@ -1046,50 +1046,50 @@ static int build_rows(struct row *rows)
 	if (selected(W_FILLSEQ)) {
 		rows[n] = (struct row){W_FILLSEQ, R_OPS, "fillseq, ops/s", ""};
 		snprintf(rows[n++].note, sizeof rows->note,
-		         "%s puts per durable txn", b);
+			 "%s puts per durable txn", b);
 	}
 	if (selected(W_FILLRANDOM)) {
 		rows[n] = (struct row){W_FILLRANDOM, R_OPS, "fillrandom, ops/s",
-		                       ""};
+				       ""};
 		snprintf(rows[n++].note, sizeof rows->note,
-		         "%s puts per durable txn", b);
+			 "%s puts per durable txn", b);
 	}
 	if (selected(W_READRANDOM)) {
 		rows[n] = (struct row){W_READRANDOM, R_OPS, "readrandom, ops/s",
-		                       ""};
+				       ""};
 		snprintf(rows[n++].note, sizeof rows->note,
-		         "1 read txn per %s gets", b);
+			 "1 read txn per %s gets", b);
 	}
 	if (selected(W_READSEQ)) {
 		rows[n] = (struct row){W_READSEQ, R_OPS, "readseq, ops/s", ""};
 		snprintf(rows[n++].note, sizeof rows->note,
-		         "cursor scan in 1 read txn");
+			 "cursor scan in 1 read txn");
 	}
 	if (selected(W_SYNCPUT)) {
 		fmt_count(b, sizeof b, opt.syncops);
 		rows[n] = (struct row){W_SYNCPUT, R_OPS, "syncput, ops/s", ""};
 		snprintf(rows[n++].note, sizeof rows->note,
-		         "1 put per durable txn, %s puts", b);
+			 "1 put per durable txn, %s puts", b);
 		rows[n] = (struct row){W_SYNCPUT, R_USEC,
-		                       "syncput, µs per commit", ""};
+				       "syncput, µs per commit", ""};
 		snprintf(rows[n++].note, sizeof rows->note,
-		         "one sync here: %.1f µs (4 KiB pwrite + fdatasync)",
-		         syncbase_best > 0 ? 1e6 / syncbase_best : 0.0);
+			 "one sync here: %.1f µs (4 KiB pwrite + fdatasync)",
+			 syncbase_best > 0 ? 1e6 / syncbase_best : 0.0);
 	}
 	if (selected(W_FILLSEQ))
 		rows[n++] = (struct row){W_FILLSEQ, R_MB,
-		                         "file after fillseq, MB", ""};
+					 "file after fillseq, MB", ""};
 	if (selected(W_FILLRANDOM)) {
 		rows[n] = (struct row){W_FILLRANDOM, R_MB,
-		                       "file after fillrandom, MB", ""};
+				       "file after fillrandom, MB", ""};
 		snprintf(rows[n++].note, sizeof rows->note, "raw data %.1f MB",
-		         (double)opt.n * (double)(opt.ksize + opt.vsize) / 1e6);
+			 (double)opt.n * (double)(opt.ksize + opt.vsize) / 1e6);
 	}
 	return n;
 }
 
 static void read_proc_line(const char *file, const char *field, char *out,
-                           size_t len)
+			   size_t len)
 {
 	FILE *f = fopen(file, "r");
 	char line[512];
@@ -1166,7 +1166,7 @@ static void report(void)
 
 	if (uname(&u) == 0)
 		snprintf(uname_s, sizeof uname_s, "%s %s %s %s %s", u.sysname,
-		         u.nodename, u.release, u.version, u.machine);
+			 u.nodename, u.release, u.version, u.machine);
 	read_proc_line("/proc/cpuinfo", "model name", cpu, sizeof cpu);
 	if (!cpu[0])
 		read_proc_line("/proc/cpuinfo", "Hardware", cpu, sizeof cpu);
@@ -1279,33 +1279,33 @@ static void cleanup(void)
 static void usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: mapkv-bench [options]\n"
-	        "  -n N     keys (default 1000000; k, M, G suffixes)\n"
-	        "  -k K     key size in bytes (default 16)\n"
-	        "  -v V     value size in bytes (default 100)\n"
-	        "  -b B     puts per durable commit in the fills, gets per "
-	        "read txn in\n"
-	        "           readrandom (default 1000)\n"
-	        "  -s S     syncput operations (default 10000)\n"
-	        "  -w LIST  workloads, comma separated (default all): "
-	        "fillseq,\n"
-	        "           fillrandom,readrandom,readseq,syncput\n"
-	        "  -e E     engines: mapkv, lmdb or both (default both when "
-	        "built\n"
-	        "           with -DHAVE_LMDB, else mapkv)\n"
-	        "  -r R     runs of the whole set (default 1); the engines "
-	        "take turns\n"
-	        "           going first and the best of the runs is reported\n"
-	        "  -d DIR   work directory (default: a new directory under "
-	        "$TMPDIR or\n"
-	        "           /tmp); databases are removed between workloads\n"
-	        "  -m       also print a markdown report (machine, command "
-	        "line, table)\n"
-	        "  -V       verify value bytes in readrandom, keys and values "
-	        "in readseq\n"
-	        "  -K       keep the database files (last workload, or on "
-	        "error)\n"
-	        "  -h       this help\n");
+		"usage: mapkv-bench [options]\n"
+		"  -n N     keys (default 1000000; k, M, G suffixes)\n"
+		"  -k K     key size in bytes (default 16)\n"
+		"  -v V     value size in bytes (default 100)\n"
+		"  -b B     puts per durable commit in the fills, gets per "
+		"read txn in\n"
+		"           readrandom (default 1000)\n"
+		"  -s S     syncput operations (default 10000)\n"
+		"  -w LIST  workloads, comma separated (default all): "
+		"fillseq,\n"
+		"           fillrandom,readrandom,readseq,syncput\n"
+		"  -e E     engines: mapkv, lmdb or both (default both when "
+		"built\n"
+		"           with -DHAVE_LMDB, else mapkv)\n"
+		"  -r R     runs of the whole set (default 1); the engines "
+		"take turns\n"
+		"           going first and the best of the runs is reported\n"
+		"  -d DIR   work directory (default: a new directory under "
+		"$TMPDIR or\n"
+		"           /tmp); databases are removed between workloads\n"
+		"  -m       also print a markdown report (machine, command "
+		"line, table)\n"
+		"  -V       verify value bytes in readrandom, keys and values "
+		"in readseq\n"
+		"  -K       keep the database files (last workload, or on "
+		"error)\n"
+		"  -h       this help\n");
 }
 
 static void parse_workloads(const char *list)
@@ -1342,10 +1342,10 @@ static void save_cmdline(int argc, char **argv)
 	for (int i = 0; i < argc && o + 4 < sizeof cmdline; i++) {
 		const char *a = argv[i];
 		int quote = !*a || a[strspn(a, "abcdefghijklmnopqrstuvwxyz"
-		                               "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-		                               "0123456789_./=,:+-")] != '\0';
+					       "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+					       "0123456789_./=,:+-")] != '\0';
 		int n = snprintf(cmdline + o, sizeof cmdline - o,
-		                 quote ? "%s'%s'" : "%s%s", i ? " " : "", a);
+				 quote ? "%s'%s'" : "%s%s", i ? " " : "", a);
 
 		if (n < 0 || (size_t)n >= sizeof cmdline - o)
 			break;
@@ -1473,8 +1473,8 @@ int main(int argc, char **argv)
 		if (!tmp || !*tmp)
 			tmp = "/tmp";
 		if ((size_t)snprintf(workdir, sizeof workdir,
-		                     "%s/mapkv-bench.XXXXXX",
-		                     tmp) >= sizeof workdir)
+				     "%s/mapkv-bench.XXXXXX",
+				     tmp) >= sizeof workdir)
 			die("TMPDIR too long");
 		if (!mkdtemp(workdir)) {
 			workdir[0] = '\0';
@@ -1484,12 +1484,12 @@ int main(int argc, char **argv)
 	}
 	snprintf(workdir_fs, sizeof workdir_fs, "%s", fs_name(workdir));
 	fprintf(stderr, "mapkv-bench: work directory %s (%s)\n", workdir,
-	        workdir_fs);
+		workdir_fs);
 	if (fs_is_ram(workdir))
 		fprintf(stderr,
-		        "mapkv-bench: WARNING: %s is in memory, syncs cost "
-		        "nothing there: use -d DIR on a disk\n",
-		        workdir);
+			"mapkv-bench: WARNING: %s is in memory, syncs cost "
+			"nothing there: use -d DIR on a disk\n",
+			workdir);
 
 	build_data();
 	run_all();

@@ -58,25 +58,27 @@ extern "C" {
 
 /** @name Error codes. All are negative; 0 means success. */
 /**@{*/
-#define MAPKV_NOTFOUND (-30001)  /**< no such key, tree or position */
-#define MAPKV_EXISTS (-30002)    /**< key exists (MAPKV_NOOVERWRITE) */
-#define MAPKV_FULL (-30003)      /**< map size or disk is full */
-#define MAPKV_CORRUPT (-30004)   /**< file is damaged or not a mapkv file */
-#define MAPKV_BAD_KEY (-30005)   /**< key empty or too long */
-#define MAPKV_READONLY (-30006)  /**< write attempted in a read-only txn/env */
-#define MAPKV_BAD_TXN (-30007)   /**< txn ended, failed, or used wrongly */
-#define MAPKV_IO (-30008)        /**< operating system I/O error, see errno */
-#define MAPKV_NOMEM (-30009)     /**< out of memory */
+#define MAPKV_NOTFOUND (-30001) /**< no such key, tree or position */
+#define MAPKV_EXISTS (-30002)   /**< key exists (MAPKV_NOOVERWRITE) */
+#define MAPKV_FULL (-30003)     /**< map size or disk is full */
+#define MAPKV_CORRUPT (-30004)  /**< file is damaged or not a mapkv file */
+#define MAPKV_BAD_KEY (-30005)  /**< key empty or too long */
+#define MAPKV_READONLY (-30006) /**< write attempted in a read-only txn/env */
+#define MAPKV_BAD_TXN (-30007)  /**< txn ended, failed, or used wrongly */
+#define MAPKV_IO (-30008)       /**< operating system I/O error, see errno */
+#define MAPKV_NOMEM (-30009)    /**< out of memory */
 #define MAPKV_VERSION_MISMATCH (-30010) /**< file of another format version */
-#define MAPKV_INVALID (-30011)   /**< invalid argument (NULL, bad flag...) */
-#define MAPKV_BUSY (-30012)      /**< writer lock held and MAPKV_TRY given */
+#define MAPKV_INVALID (-30011)      /**< invalid argument (NULL, bad flag...) */
+#define MAPKV_BUSY (-30012)         /**< writer lock held and MAPKV_TRY given */
 #define MAPKV_READERS_FULL (-30013) /**< every reader slot is in use */
-#define MAPKV_BAD_DBI (-30014)   /**< unknown or dropped tree handle */
-#define MAPKV_BAD_VALUE (-30015) /**< value too large */
-#define MAPKV_PANIC (-30016)     /**< a sync failed: reopen the environment */
-#define MAPKV_PAGE_SIZE (-30017) /**< file uses a page size this build cannot map */
-#define MAPKV_DBS_FULL (-30018)  /**< too many named trees open */
-#define MAPKV_INCOMPATIBLE (-30019) /**< operation incompatible with the tree */
+#define MAPKV_BAD_DBI (-30014)      /**< unknown or dropped tree handle */
+#define MAPKV_BAD_VALUE (-30015)    /**< value too large */
+#define MAPKV_PANIC (-30016) /**< a sync failed: reopen the environment */
+#define MAPKV_PAGE_SIZE                                                        \
+	(-30017) /**< file uses a page size this build cannot map */
+#define MAPKV_DBS_FULL (-30018)     /**< too many named trees open */
+#define MAPKV_INCOMPATIBLE (-30019) /**< operation incompatible with the tree  \
+				     */
 /**@}*/
 
 /** @name Flags for mapkv_options.flags and mapkv_txn_begin(). */
@@ -95,11 +97,11 @@ extern "C" {
 
 /** Cursor operations for mapkv_cursor_get(). */
 enum mapkv_cursor_op {
-	MAPKV_FIRST = 0,     /**< first key of the tree */
-	MAPKV_LAST = 1,      /**< last key of the tree */
-	MAPKV_NEXT = 2,      /**< next key (first key on an unpositioned cursor) */
-	MAPKV_PREV = 3,      /**< previous key (last key if unpositioned) */
-	MAPKV_SEEK = 4,      /**< first key >= *key */
+	MAPKV_FIRST = 0, /**< first key of the tree */
+	MAPKV_LAST = 1,  /**< last key of the tree */
+	MAPKV_NEXT = 2,  /**< next key (first key on an unpositioned cursor) */
+	MAPKV_PREV = 3,  /**< previous key (last key if unpositioned) */
+	MAPKV_SEEK = 4,  /**< first key >= *key */
 	MAPKV_SEEK_EXACT = 5, /**< exactly *key */
 	MAPKV_GET_CURRENT = 6 /**< the key and value under the cursor */
 };
@@ -120,7 +122,9 @@ typedef struct mapkv_val {
 /** Options for mapkv_open(). A zeroed struct means "all defaults". */
 typedef struct mapkv_options {
 	/** Largest size the file may reach, in bytes. 0: 64 GiB on 64-bit
-	 * systems, 1 GiB on 32-bit ones, or the file's size if it is larger.
+	 * systems, 1 GiB on 32-bit ones (less if the system refuses to
+	 * reserve that much address space, but never less than the file),
+	 * or the file's size if it is larger.
 	 * The range is reserved in address space at open (nothing is
 	 * committed); MAPKV_FULL is returned by a write that would grow the
 	 * file past it, and by mapkv_open for an existing file larger than a
@@ -148,14 +152,14 @@ typedef struct mapkv_stat_info {
 
 /** Facts about an environment, filled by mapkv_env_info(). */
 typedef struct mapkv_envinfo {
-	uint32_t page_size;    /**< bytes per page */
-	uint64_t max_size;     /**< largest size the file may reach */
-	uint64_t file_size;    /**< current size of the file in bytes */
-	uint64_t last_txnid;   /**< id of the last committed transaction */
-	uint64_t pages_used;   /**< pages below the high-water mark */
-	uint64_t pages_free;   /**< pages recorded as free (reusable later) */
-	uint32_t max_readers;  /**< reader slots */
-	uint32_t num_readers;  /**< slots held by live read transactions */
+	uint32_t page_size;   /**< bytes per page */
+	uint64_t max_size;    /**< largest size the file may reach */
+	uint64_t file_size;   /**< current size of the file in bytes */
+	uint64_t last_txnid;  /**< id of the last committed transaction */
+	uint64_t pages_used;  /**< pages below the high-water mark */
+	uint64_t pages_free;  /**< pages recorded as free (reusable later) */
+	uint32_t max_readers; /**< reader slots */
+	uint32_t num_readers; /**< slots held by live read transactions */
 	uint64_t oldest_reader_txnid; /**< oldest snapshot in use, 0 if none */
 } mapkv_envinfo;
 
@@ -208,8 +212,7 @@ MAPKV_API int mapkv_env_info(mapkv_env *env, mapkv_envinfo *info);
  *         MAPKV_BUSY (MAPKV_TRY) if a writer is active; MAPKV_READERS_FULL;
  *         MAPKV_PANIC if an earlier sync failed; MAPKV_NOMEM; MAPKV_INVALID.
  */
-MAPKV_API int mapkv_txn_begin(mapkv_env *env, unsigned flags,
-			      mapkv_txn **txn);
+MAPKV_API int mapkv_txn_begin(mapkv_env *env, unsigned flags, mapkv_txn **txn);
 
 /**
  * Commit a transaction and free it, whatever the result. For a write
@@ -243,8 +246,8 @@ MAPKV_API uint64_t mapkv_txn_id(const mapkv_txn *txn);
  * @return 0; MAPKV_NOTFOUND if missing and not created; MAPKV_READONLY to
  *         create in a read transaction; MAPKV_DBS_FULL; MAPKV_INVALID.
  */
-MAPKV_API int mapkv_dbi_open(mapkv_txn *txn, const char *name,
-			     unsigned flags, mapkv_dbi *dbi);
+MAPKV_API int mapkv_dbi_open(mapkv_txn *txn, const char *name, unsigned flags,
+			     mapkv_dbi *dbi);
 
 /**
  * Empty a tree and, with @p del nonzero, delete it (not the main tree,
@@ -259,8 +262,7 @@ MAPKV_API int mapkv_dbi_drop(mapkv_txn *txn, mapkv_dbi dbi, int del);
  * @return 0, MAPKV_CORRUPT, MAPKV_INVALID, or @p fn's nonzero result.
  */
 MAPKV_API int mapkv_dbi_list(mapkv_txn *txn,
-			     int (*fn)(void *ctx, const char *name),
-			     void *ctx);
+			     int (*fn)(void *ctx, const char *name), void *ctx);
 
 /**
  * Look up @p key. On success @p val points at the value inside the map:
@@ -323,8 +325,7 @@ MAPKV_API void mapkv_cursor_close(mapkv_cursor *cur);
 
 /** Statistics of tree @p dbi as the transaction sees it.
  * @return 0, MAPKV_BAD_DBI, MAPKV_BAD_TXN, MAPKV_INVALID. */
-MAPKV_API int mapkv_stat(mapkv_txn *txn, mapkv_dbi dbi,
-			 mapkv_stat_info *st);
+MAPKV_API int mapkv_stat(mapkv_txn *txn, mapkv_dbi dbi, mapkv_stat_info *st);
 
 /** A sentence describing an error code (or "success" for 0, or the
  * operating system's text for a positive errno value). Never NULL. */

@@ -226,8 +226,7 @@ int mapkv_cursor_open(mapkv_txn *txn, mapkv_dbi dbi, mapkv_cursor **cur)
 	return cur_open(txn, dbi, cur);
 }
 
-int mapkv_cursor_get(mapkv_cursor *cur, mapkv_val *key, mapkv_val *val,
-		     int op)
+int mapkv_cursor_get(mapkv_cursor *cur, mapkv_val *key, mapkv_val *val, int op)
 {
 	if (!cur)
 		return MAPKV_INVALID;

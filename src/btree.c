@@ -28,8 +28,8 @@ typedef struct split_set {
 /* ---- node access with bounds checks ---- */
 
 /* Key of node i of a leaf (leaf=1) or branch page. */
-static inline int node_key(const page *p, unsigned i, int leaf,
-			   unsigned psize, const uint8_t **k, unsigned *ks)
+static inline int node_key(const page *p, unsigned i, int leaf, unsigned psize,
+			   const uint8_t **k, unsigned *ks)
 {
 	unsigned off = pg_slot(p, i);
 	unsigned hdr = leaf ? MK_LEAF_HDR : MK_BRANCH_HDR;
@@ -152,8 +152,8 @@ static int leaf_find(const page *p, unsigned psize, const void *key,
 	return 0;
 }
 
-int bt_search(const pager *pg, const tree_rec *t, const void *key,
-	      size_t klen, bt_path *path, int *exact)
+int bt_search(const pager *pg, const tree_rec *t, const void *key, size_t klen,
+	      bt_path *path, int *exact)
 {
 	int rc;
 	*exact = 0;
@@ -193,8 +193,7 @@ int bt_get(const pager *pg, const tree_rec *t, const void *key, size_t klen,
 	if (!exact)
 		return MAPKV_NOTFOUND;
 	const page *leaf = path.pg[path.depth - 1];
-	return node_val(pg, leaf, pg_node(leaf, path.idx[path.depth - 1]),
-			val);
+	return node_val(pg, leaf, pg_node(leaf, path.idx[path.depth - 1]), val);
 }
 
 /* ---- page editing (on private pages only) ---- */
@@ -266,10 +265,10 @@ static int touch_path(pager *pg, tree_rec *t, bt_path *path)
 			if (l == 0)
 				t->root = pg_pgno(np);
 			else
-				nd_set_child((uint8_t *)pg_node(
-						     path->pg[l - 1],
-						     path->idx[l - 1]),
-					     pg_pgno(np));
+				nd_set_child(
+					(uint8_t *)pg_node(path->pg[l - 1],
+							   path->idx[l - 1]),
+					pg_pgno(np));
 			path->pg[l] = np;
 		}
 	}
@@ -305,9 +304,9 @@ static int path_rightmost(const bt_path *path, int level)
  * Steps: copy the page aside; list its nodes with the new one in place;
  * choose a split point (at the new node when it continues a sequential run
  * or goes at the tree's right edge, which leaves full pages behind a
- * sequential load; otherwise the byte-balanced point); rebuild the left page in place and
- * fill a new right page; push the separator into the parent (which may
- * split in turn) or grow a new root.
+ * sequential load; otherwise the byte-balanced point); rebuild the left page in
+ * place and fill a new right page; push the separator into the parent (which
+ * may split in turn) or grow a new root.
  */
 static int split_page(pager *pg, tree_rec *t, bt_path *path, int level,
 		      const uint8_t *node, unsigned nsize, unsigned ins)
@@ -337,7 +336,8 @@ static int split_page(pager *pg, tree_rec *t, bt_path *path, int level,
 	/* A leaf insert right after the previous one (a sequential run, at
 	 * the end of the tree or anywhere inside it) splits at the new node,
 	 * so the run leaves full pages behind instead of half-full ones. */
-	int seq = leaf && pg_pgno(p) == pg->last_leaf && ins == pg->last_idx + 1;
+	int seq =
+		leaf && pg_pgno(p) == pg->last_leaf && ins == pg->last_idx + 1;
 	if (seq) {
 		k = ins;
 	} else if (ins == n && path_rightmost(path, level)) {
@@ -351,7 +351,8 @@ static int split_page(pager *pg, tree_rec *t, bt_path *path, int level,
 				right -= nd_branch_ksize(s.node[j]);
 			if (left > usable || right > usable)
 				continue;
-			unsigned diff = left > right ? left - right : right - left;
+			unsigned diff =
+				left > right ? left - right : right - left;
 			if (diff < bestdiff) {
 				bestdiff = diff;
 				best = j;
@@ -562,7 +563,8 @@ int bt_put(pager *pg, tree_rec *t, const void *key, size_t klen,
 			if (!exact)
 				return MAPKV_CORRUPT;
 			const page *lp = path.pg[path.depth - 1];
-			*reserve = (uint8_t *)pg_node(lp, path.idx[path.depth - 1]) +
+			*reserve = (uint8_t *)pg_node(
+					   lp, path.idx[path.depth - 1]) +
 				   MK_LEAF_HDR + klen;
 		}
 	}
@@ -636,9 +638,11 @@ static int rebalance(pager *pg, tree_rec *t, bt_path *path, int level)
 		}
 		unsigned kind = leaf ? MK_P_LEAF : MK_P_BRANCH;
 		const page *l, *r;
-		if ((rc = get_page(pg, nd_child(pg_node(parent, li)), kind, &l)))
+		if ((rc = get_page(pg, nd_child(pg_node(parent, li)), kind,
+				   &l)))
 			return rc;
-		if ((rc = get_page(pg, nd_child(pg_node(parent, ri)), kind, &r)))
+		if ((rc = get_page(pg, nd_child(pg_node(parent, ri)), kind,
+				   &r)))
 			return rc;
 		const uint8_t *sk;
 		unsigned sks;
@@ -657,8 +661,8 @@ static int rebalance(pager *pg, tree_rec *t, bt_path *path, int level)
 			const uint8_t *nd = pg_node(r, j);
 			if (!leaf && j == 0) {
 				uint8_t *tmp = pg->scratch;
-				unsigned sz = make_branch_node(tmp, nd_child(nd),
-							       sk, sks);
+				unsigned sz = make_branch_node(
+					tmp, nd_child(nd), sk, sks);
 				node_append(lw, tmp, sz);
 			} else {
 				node_append(lw, nd, node_size_at(r, j));
@@ -743,8 +747,8 @@ static int walk(const pager *pg, const tree_rec *t, pgno_t pgno, int level,
 				mapkv_val v;
 				if ((rc = node_val(pg, p, nd, &v)))
 					return rc;
-				const page *op = (const page *)v.data -
-						 MK_PAGE_HDR;
+				const page *op =
+					(const page *)v.data - MK_PAGE_HDR;
 				if ((rc = fn(ctx, pg_pgno(op), MK_P_OVERFLOW,
 					     pg_ovpages(op), level + 1)))
 					return rc;
@@ -756,8 +760,8 @@ static int walk(const pager *pg, const tree_rec *t, pgno_t pgno, int level,
 			unsigned ks;
 			if ((rc = node_key(p, i, 0, pg->psize, &k, &ks)))
 				return rc;
-			if ((rc = walk(pg, t, nd_child(pg_node(p, i)), level + 1,
-				       fn, ctx)))
+			if ((rc = walk(pg, t, nd_child(pg_node(p, i)),
+				       level + 1, fn, ctx)))
 				return rc;
 		}
 	}

@@ -33,8 +33,8 @@ typedef struct bt_path {
 
 /* Find the leaf position of the first key >= @key. *exact tells whether it
  * is @key itself. MAPKV_NOTFOUND for an empty tree. */
-int bt_search(const pager *pg, const tree_rec *t, const void *key,
-	      size_t klen, bt_path *path, int *exact);
+int bt_search(const pager *pg, const tree_rec *t, const void *key, size_t klen,
+	      bt_path *path, int *exact);
 
 int bt_get(const pager *pg, const tree_rec *t, const void *key, size_t klen,
 	   mapkv_val *val);

@@ -103,8 +103,7 @@ int cur_get(mapkv_cursor *c, mapkv_val *key, mapkv_val *val, int op)
 	int gap = 0, past = 0, exact;
 
 	/* A writer's cursor finds its key again after any change. */
-	if (c->positioned && writer &&
-	    (c->seq != txn->mod_seq || c->deleted)) {
+	if (c->positioned && writer && (c->seq != txn->mod_seq || c->deleted)) {
 		rc = lower_bound(c, t, c->key, c->klen, &exact);
 		if (rc == MAPKV_NOTFOUND) {
 			c->positioned = 0;

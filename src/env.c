@@ -67,7 +67,8 @@ static int choose_meta(mapkv_env *env, const uint8_t *buf, size_t len,
 	size_t coff[2];
 	int nc = 0, mismatch = 0;
 	*rejected = -1;
-	for (unsigned ps = 0; ps <= MK_MAX_PAGE; ps = ps ? ps * 2 : MK_MIN_PAGE) {
+	for (unsigned ps = 0; ps <= MK_MAX_PAGE;
+	     ps = ps ? ps * 2 : MK_MIN_PAGE) {
 		mk_meta m;
 		if (ps + MK_META_RUNS > len)
 			break;
@@ -157,8 +158,7 @@ static int is_blank(const uint8_t *buf, size_t got, uint64_t file_size)
 	return 1;
 }
 
-static int read_head(mapkv_env *env, uint8_t *buf, size_t *got,
-		     uint64_t *size)
+static int read_head(mapkv_env *env, uint8_t *buf, size_t *got, uint64_t *size)
 {
 	int rc = env->vfs->size(env->file, size);
 	if (rc)
@@ -342,7 +342,7 @@ int env_open_vfs(mapkv_env **out, const char *path, const mapkv_options *opts,
 	if (is_blank(head, got, size)) {
 		/* New, empty, or created by an open that never finished. */
 		size_t os = env->gran;
-		env->psize = os < MK_MIN_PAGE	? MK_MIN_PAGE
+		env->psize = os < MK_MIN_PAGE   ? MK_MIN_PAGE
 			     : os > MK_MAX_PAGE ? MK_MAX_PAGE
 						: (unsigned)os;
 		empty_meta(&m, env->psize);
@@ -364,7 +364,8 @@ int env_open_vfs(mapkv_env **out, const char *path, const mapkv_options *opts,
 		    (rc = erase_meta(env, (unsigned)rejected)))
 			goto fail;
 	}
-	unsigned unit = env->gran > env->psize ? (unsigned)env->gran : env->psize;
+	unsigned unit =
+		env->gran > env->psize ? (unsigned)env->gran : env->psize;
 	maxsz = maxsz / unit * unit;
 	uint64_t maplen = (size + env->gran - 1) / env->gran * env->gran;
 	if (maxsz < maplen) {
@@ -380,15 +381,23 @@ int env_open_vfs(mapkv_env **out, const char *path, const mapkv_options *opts,
 		maxsz = 2ull * unit;
 	env->max_size = maxsz;
 	env->file_size = size;
-	env->split_node = vfs->alloc(vfs, (env->psize / 8 + 2) * sizeof(void *));
+	env->split_node =
+		vfs->alloc(vfs, (env->psize / 8 + 2) * sizeof(void *));
 	env->split_size =
 		vfs->alloc(vfs, (env->psize / 8 + 2) * sizeof(unsigned));
 	if (!env->split_node || !env->split_size) {
 		rc = MAPKV_NOMEM;
 		goto fail;
 	}
-	if ((rc = vfs->map(env->file, env->max_size, maplen,
-			   (void **)&env->map)))
+	/* With the default limit, settle for less address space when the
+	 * system (a 32-bit process, ulimit -v, valgrind) will not reserve
+	 * 64 GiB: halve it down to what the file needs. */
+	while ((rc = vfs->map(env->file, env->max_size, maplen,
+			      (void **)&env->map)) == MAPKV_IO &&
+	       !o.max_size && env->max_size / 2 >= maplen &&
+	       env->max_size / 2 >= (64u << 20))
+		env->max_size = env->max_size / 2 / unit * unit;
+	if (rc)
 		goto fail;
 	env->map_len = maplen;
 	txn_publish_meta(env, &m);

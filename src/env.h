@@ -28,14 +28,14 @@ struct mapkv_env {
 	char *path;
 	unsigned flags;
 	unsigned psize;
-	uint64_t max_size;  /* bytes reserved for the map */
+	uint64_t max_size; /* bytes reserved for the map */
 	uint8_t *map;
-	uint64_t map_len;   /* bytes of the file mapped (== file_size) */
+	uint64_t map_len; /* bytes of the file mapped (== file_size) */
 	uint64_t file_size;
-	size_t gran;        /* map granularity */
+	size_t gran; /* map granularity */
 
-	os_mutex *wmutex;   /* one writer in this process */
-	os_mutex *mutex;    /* the dbi table */
+	os_mutex *wmutex; /* one writer in this process */
+	os_mutex *mutex;  /* the dbi table */
 
 	/* The last commit, published with a sequence lock so that readers
 	 * copy it without taking a lock (txn.c). */
@@ -82,8 +82,8 @@ struct mapkv_txn {
 	mk_meta meta;   /* snapshot; a writer updates trees[] in place */
 	pager pg;
 	txn_tree main;
-	txn_tree *named; /* max_dbs entries, allocated on first use */
-	unsigned slot;   /* reader slot */
+	txn_tree *named;  /* max_dbs entries, allocated on first use */
+	unsigned slot;    /* reader slot */
 	uint64_t mod_seq; /* bumped by every change (cursors re-seek) */
 	struct mapkv_cursor *cursors;
 };

@@ -3,9 +3,9 @@
  *
  * Every byte that reaches the database file, every barrier that makes bytes
  * durable, every size change and every mapping goes through an os_vfs. The
- * library holds a pointer to one (os_default_vfs(), from os_posix.c or os_win32.c, by
- * default); tests put their own underneath to record writes and syncs,
- * inject errors or simulate a power loss, without touching the layers
+ * library holds a pointer to one (os_default_vfs(), from os_posix.c or
+ * os_win32.c, by default); tests put their own underneath to record writes and
+ * syncs, inject errors or simulate a power loss, without touching the layers
  * above. No file but os_*.c includes a platform header.
  *
  * Memory allocation goes through the table too, so a test can fail the Nth
@@ -30,8 +30,8 @@ typedef struct os_iov {
 } os_iov;
 
 /* Flags for open. */
-#define OS_OPEN_RDONLY 0x1  /* read-only access */
-#define OS_OPEN_CREATE 0x2  /* create if missing */
+#define OS_OPEN_RDONLY 0x1 /* read-only access */
+#define OS_OPEN_CREATE 0x2 /* create if missing */
 
 /* Lock kinds for lock(). */
 #define OS_LOCK_WRITER 0 /* the single-writer lock */
@@ -60,8 +60,7 @@ struct os_vfs {
 
 	/* Read exactly n bytes at off (short read past EOF: the missing tail
 	 * is zero-filled and *got says how many bytes were in the file). */
-	int (*read)(os_file *f, void *buf, size_t n, uint64_t off,
-		    size_t *got);
+	int (*read)(os_file *f, void *buf, size_t n, uint64_t off, size_t *got);
 
 	/* Write the buffers back to back starting at off (pwritev). All or
 	 * error. */
@@ -76,8 +75,7 @@ struct os_vfs {
 	/* write() then sync(), as one call where the platform can do it
 	 * cheaper (Linux: pwritev2 with RWF_DSYNC). Used for the meta page
 	 * of a commit. */
-	int (*write_sync)(os_file *f, const os_iov *iov, int cnt,
-			  uint64_t off);
+	int (*write_sync)(os_file *f, const os_iov *iov, int cnt, uint64_t off);
 
 	/* Make the directory entry of a newly created file durable. */
 	int (*sync_dir)(os_vfs *vfs, const char *path);

@@ -182,7 +182,7 @@ static int open_retry(const char *path, int oflags, mode_t mode)
 }
 
 static int px_open(os_vfs *vfs, const char *path, int flags, unsigned mode,
-                   os_file **fp, int *created)
+		   os_file **fp, int *created)
 {
 	int base = O_CLOEXEC;
 	int fd = -1, made = 0;
@@ -218,7 +218,7 @@ static int px_open(os_vfs *vfs, const char *path, int flags, unsigned mode,
 		 * vanished in between (unlinked by someone), try again. */
 		for (int tries = 0; tries < 100; tries++) {
 			fd = open_retry(path, base | O_CREAT | O_EXCL,
-			                (mode_t)mode);
+					(mode_t)mode);
 			if (fd >= 0) {
 				made = 1;
 				break;
@@ -388,8 +388,8 @@ static int px_write(os_file *f, const os_iov *iov, int cnt, uint64_t off)
 			if (len > OS_IO_CHUNK - bytes)
 				len = OS_IO_CHUNK - bytes;
 			vec[nv].iov_base =
-			        (void *)((const unsigned char *)iov[k].base +
-			                 from);
+				(void *)((const unsigned char *)iov[k].base +
+					 from);
 			vec[nv].iov_len = len;
 			nv++;
 			bytes += len;
@@ -511,7 +511,7 @@ static int px_sync(os_file *f)
 		while (rc != 0 && errno == EINTR);
 	}
 #elif defined(__linux__) || defined(__FreeBSD__) || defined(__NetBSD__) ||     \
-        defined(__OpenBSD__)
+	defined(__OpenBSD__)
 	do
 		rc = fdatasync(f->fd);
 	while (rc != 0 && errno == EINTR);
@@ -544,8 +544,8 @@ static int px_write_sync(os_file *f, const os_iov *iov, int cnt, uint64_t off)
 		while (w < 0 && errno == EINTR);
 		if (w == (ssize_t)iov[0].len)
 			return 0;
-		if (w < 0 && (errno == ENOSYS || errno == EOPNOTSUPP ||
-			      errno == EINVAL))
+		if (w < 0 &&
+		    (errno == ENOSYS || errno == EOPNOTSUPP || errno == EINVAL))
 			unsupported = 1;
 		else if (w < 0)
 			return write_error(errno);
@@ -647,13 +647,13 @@ static int px_map(os_file *f, uint64_t max, uint64_t len, void **basep)
 	 * usually right for a B+tree, but the caller decides, after
 	 * measuring. */
 	base = mmap(NULL, (size_t)rmax, PROT_NONE,
-	            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (base == MAP_FAILED)
 		return MAPKV_IO; /* typically ENOMEM: no address space */
 
 	if (len > 0) {
 		void *p = mmap(base, (size_t)len, PROT_READ,
-		               MAP_SHARED | MAP_FIXED, f->fd, 0);
+			       MAP_SHARED | MAP_FIXED, f->fd, 0);
 
 		if (p == MAP_FAILED) {
 			int e = errno;
@@ -671,7 +671,7 @@ static int px_map(os_file *f, uint64_t max, uint64_t len, void **basep)
 }
 
 static int px_map_extend(os_file *f, void *base, uint64_t old_len,
-                         uint64_t new_len)
+			 uint64_t new_len)
 {
 	uint64_t g = page_size();
 	void *at, *p;
@@ -690,7 +690,7 @@ static int px_map_extend(os_file *f, void *base, uint64_t old_len,
 	 * atomically; nothing else can be mapped there in the meantime. */
 	at = (unsigned char *)base + old_len;
 	p = mmap(at, (size_t)(new_len - old_len), PROT_READ,
-	         MAP_SHARED | MAP_FIXED, f->fd, (off_t)old_len);
+		 MAP_SHARED | MAP_FIXED, f->fd, (off_t)old_len);
 	if (p == MAP_FAILED)
 		return MAPKV_IO;
 	assert(p == at);
@@ -745,7 +745,7 @@ static int px_lock(os_file *f, int kind, int wait)
 		fl.l_pid = 0; /* required to be 0 for OFD locks */
 		do
 			rc = fcntl(f->fd, wait ? F_OFD_SETLKW : F_OFD_SETLK,
-			           &fl);
+				   &fl);
 		while (rc != 0 && errno == EINTR);
 		if (rc == 0) {
 			f->lock_how = LOCK_OFD;
@@ -838,29 +838,29 @@ static uint64_t px_clock_ns(os_vfs *vfs)
 /* ----------------------------------------------------------------- table */
 
 static os_vfs posix_vfs = {
-        .name = "posix",
-        .ctx = NULL,
-        .alloc = px_alloc,
-        .realloc = px_realloc,
-        .free = px_free,
-        .map_granularity = px_map_granularity,
-        .open = px_open,
-        .close = px_close,
-        .size = px_size,
-        .read = px_read,
-        .write = px_write,
-        .resize = px_resize,
-        .sync = px_sync,
-        .write_sync = px_write_sync,
-        .sync_dir = px_sync_dir,
-        .map = px_map,
-        .map_extend = px_map_extend,
-        .unmap = px_unmap,
-        .lock = px_lock,
-        .unlock = px_unlock,
-        .pid_alive = px_pid_alive,
-        .pid = px_pid,
-        .clock_ns = px_clock_ns,
+	.name = "posix",
+	.ctx = NULL,
+	.alloc = px_alloc,
+	.realloc = px_realloc,
+	.free = px_free,
+	.map_granularity = px_map_granularity,
+	.open = px_open,
+	.close = px_close,
+	.size = px_size,
+	.read = px_read,
+	.write = px_write,
+	.resize = px_resize,
+	.sync = px_sync,
+	.write_sync = px_write_sync,
+	.sync_dir = px_sync_dir,
+	.map = px_map,
+	.map_extend = px_map_extend,
+	.unmap = px_unmap,
+	.lock = px_lock,
+	.unlock = px_unlock,
+	.pid_alive = px_pid_alive,
+	.pid = px_pid,
+	.clock_ns = px_clock_ns,
 };
 
 os_vfs *os_default_vfs(void)

@@ -120,8 +120,8 @@
 
 #define MK_MAGIC 0x564B504Du
 #define MK_FORMAT_VERSION 1u
-#define MK_META_SIZE 184u   /* fixed meta bytes; the checksum follows */
-#define MK_META_RUNS 188u   /* offset of the run list */
+#define MK_META_SIZE 184u /* fixed meta bytes; the checksum follows */
+#define MK_META_RUNS 188u /* offset of the run list */
 #define MK_TREE_REC_SIZE 48u
 #define MK_MIN_PAGE 4096u
 #define MK_MAX_PAGE 32768u
@@ -329,7 +329,7 @@ typedef struct mk_meta {
 	uint64_t txnid;
 	uint64_t last_pgno;
 	tree_rec trees[MK_NUM_TREES];
-	uint32_t nruns;    /* runs to verify at open (in the page image) */
+	uint32_t nruns; /* runs to verify at open (in the page image) */
 	uint32_t data_crc;
 } mk_meta;
 
@@ -381,8 +381,7 @@ static inline int pg_check_hdr(const page *p, pgno_t pgno, unsigned flags,
 }
 
 /* Compare two byte strings in mapkv order. */
-static inline int mk_cmp(const void *a, size_t alen, const void *b,
-			 size_t blen)
+static inline int mk_cmp(const void *a, size_t alen, const void *b, size_t blen)
 {
 	size_t n = alen < blen ? alen : blen;
 	int c = n ? memcmp(a, b, n) : 0;

@@ -41,7 +41,8 @@ static int cmp_desc(const void *a, const void *b)
 void pgvec_sort(pgvec *v, int descending)
 {
 	if (v->n > 1)
-		qsort(v->v, v->n, sizeof(pgno_t), descending ? cmp_desc : cmp_asc);
+		qsort(v->v, v->n, sizeof(pgno_t),
+		      descending ? cmp_desc : cmp_asc);
 }
 
 void pgvec_free(pager *pg, pgvec *v)
@@ -72,8 +73,7 @@ page *pager_dirty(const pager *pg, pgno_t pgno)
 	}
 }
 
-static void dirty_insert_raw(dirty_ent *tab, size_t cap, pgno_t pgno,
-			     page *p)
+static void dirty_insert_raw(dirty_ent *tab, size_t cap, pgno_t pgno, page *p)
 {
 	size_t mask = cap - 1;
 	size_t i = dhash(pgno, cap);
@@ -123,7 +123,8 @@ static void dirty_remove(pager *pg, pgno_t pgno)
 			break;
 		size_t h = dhash(pg->dirty[j].pgno, pg->dcap);
 		/* Move j into the hole at i unless its home lies in (i, j]. */
-		int in_between = (i <= j) ? (h > i && h <= j) : (h > i || h <= j);
+		int in_between =
+			(i <= j) ? (h > i && h <= j) : (h > i || h <= j);
 		if (!in_between) {
 			pg->dirty[i] = pg->dirty[j];
 			i = j;
@@ -368,7 +369,8 @@ int pager_grow(mapkv_env *env, uint64_t bytes)
 
 static int cmp_dirty(const void *a, const void *b)
 {
-	pgno_t x = ((const dirty_ent *)a)->pgno, y = ((const dirty_ent *)b)->pgno;
+	pgno_t x = ((const dirty_ent *)a)->pgno,
+	       y = ((const dirty_ent *)b)->pgno;
 	return x < y ? -1 : x > y;
 }
 

@@ -290,8 +290,8 @@ static int catalog_get(mapkv_txn *txn, const char *name, size_t nlen,
 		       tree_rec *rec)
 {
 	mapkv_val v;
-	int rc = bt_get(&txn->pg, &txn->meta.trees[MK_TREE_CATALOG], name,
-			nlen, &v);
+	int rc = bt_get(&txn->pg, &txn->meta.trees[MK_TREE_CATALOG], name, nlen,
+			&v);
 	if (rc)
 		return rc;
 	if (v.size != MK_TREE_REC_SIZE)

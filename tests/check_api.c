@@ -47,9 +47,9 @@ START_TEST(test_null_arguments_give_invalid_and_never_crash)
 	txn = tu_begin(env, 0);
 	mapkv_dbi dbi;
 	ck_assert_rc(mapkv_dbi_open(NULL, "x", MAPKV_CREATE, &dbi),
-	             MAPKV_INVALID);
+		     MAPKV_INVALID);
 	ck_assert_rc(mapkv_dbi_open(txn, "x", MAPKV_CREATE, NULL),
-	             MAPKV_INVALID);
+		     MAPKV_INVALID);
 	ck_assert_rc(mapkv_dbi_drop(NULL, 0, 0), MAPKV_INVALID);
 	int n = 0;
 	ck_assert_rc(mapkv_dbi_list(NULL, count_cb, &n), MAPKV_INVALID);
@@ -74,15 +74,15 @@ START_TEST(test_null_arguments_give_invalid_and_never_crash)
 	ck_assert_rc(mapkv_cursor_open(NULL, 0, &cur), MAPKV_INVALID);
 	ck_assert_rc(mapkv_cursor_open(txn, 0, NULL), MAPKV_INVALID);
 	ck_assert_rc(mapkv_cursor_get(NULL, &k, &out, MAPKV_FIRST),
-	             MAPKV_INVALID);
+		     MAPKV_INVALID);
 	ck_assert_rc(mapkv_cursor_del(NULL), MAPKV_INVALID);
 	mapkv_cursor_close(NULL);
 	ck_assert_rc(mapkv_cursor_open(txn, 0, &cur), 0);
 	/* SEEK needs a key. */
 	ck_assert_rc(mapkv_cursor_get(cur, NULL, &out, MAPKV_SEEK),
-	             MAPKV_INVALID);
+		     MAPKV_INVALID);
 	ck_assert_rc(mapkv_cursor_get(cur, NULL, &out, MAPKV_SEEK_EXACT),
-	             MAPKV_INVALID);
+		     MAPKV_INVALID);
 	mapkv_cursor_close(cur);
 	mapkv_stat_info st;
 	ck_assert_rc(mapkv_stat(NULL, 0, &st), MAPKV_INVALID);
@@ -138,17 +138,17 @@ START_TEST(test_strerror_gives_distinct_text_for_every_code)
 		ck_assert_msg(s[0] != 0, "empty text for %d", rc);
 		for (int i = 0; i < n; i++)
 			ck_assert_msg(strcmp(seen[i], s) != 0,
-			              "codes %d and %d share the text \"%s\"",
-			              MAPKV_NOTFOUND - i, rc, s);
+				      "codes %d and %d share the text \"%s\"",
+				      MAPKV_NOTFOUND - i, rc, s);
 		seen[n++] = s;
 	}
 	ck_assert_int_eq(n, 19);
 	const char *ok = mapkv_strerror(0);
 	ck_assert_ptr_nonnull(ok);
 	ck_assert_msg(strcasestr(ok, "success") != NULL,
-	              "mapkv_strerror(0) is \"%s\"", ok);
+		      "mapkv_strerror(0) is \"%s\"", ok);
 	static const int unknown[] = {-1,     -29999, -30000,
-	                              -30100, -99999, (int)0x80000000};
+				      -30100, -99999, (int)0x80000000};
 	for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
 		const char *s = mapkv_strerror(unknown[i]);
 		ck_assert_ptr_nonnull(s);
@@ -167,7 +167,7 @@ START_TEST(test_put_in_read_txn_gives_readonly)
 	mapkv_txn *txn = tu_begin(env, MAPKV_RDONLY);
 	ck_assert_rc(tu_put_rc(txn, 0, "k", 1, "v", 1, 0), MAPKV_READONLY);
 	ck_assert_rc(tu_put_rc(txn, 0, "k", 1, "v", 1, MAPKV_NOOVERWRITE),
-	             MAPKV_READONLY);
+		     MAPKV_READONLY);
 	ck_assert_rc(tu_del_rc(txn, 0, "k", 1), MAPKV_READONLY);
 	mapkv_txn_abort(txn);
 	txn = tu_begin(env, MAPKV_RDONLY);
@@ -186,10 +186,10 @@ START_TEST(test_tree_name_must_be_1_to_255_bytes)
 	mapkv_dbi d;
 	name[256] = 0;
 	ck_assert_rc(mapkv_dbi_open(txn, name, MAPKV_CREATE, &d),
-	             MAPKV_INVALID);
+		     MAPKV_INVALID);
 	name[299] = 0;
 	ck_assert_rc(mapkv_dbi_open(txn, name, MAPKV_CREATE, &d),
-	             MAPKV_INVALID);
+		     MAPKV_INVALID);
 	ck_assert_rc(mapkv_dbi_open(txn, "", MAPKV_CREATE, &d), MAPKV_INVALID);
 	name[255] = 0;
 	ck_assert_rc(mapkv_dbi_open(txn, name, MAPKV_CREATE, &d), 0);
@@ -213,7 +213,7 @@ START_TEST(test_version_string_matches_header)
 	ck_assert_str_eq(mapkv_version(), MAPKV_VERSION_STRING);
 	char buf[32];
 	snprintf(buf, sizeof(buf), "%d.%d.%d", MAPKV_VERSION_MAJOR,
-	         MAPKV_VERSION_MINOR, MAPKV_VERSION_PATCH);
+		 MAPKV_VERSION_MINOR, MAPKV_VERSION_PATCH);
 	ck_assert_str_eq(MAPKV_VERSION_STRING, buf);
 }
 END_TEST
@@ -271,7 +271,7 @@ START_TEST(test_env_info_fields_are_sane)
 	ck_assert_uint_eq(st.depth, 0);
 	ck_assert_uint_eq(st.entries, 0);
 	ck_assert_uint_eq(st.leaf_pages + st.branch_pages + st.overflow_pages,
-	                  0);
+			  0);
 	ck_assert_uint_eq(st.page_size, i.page_size);
 	mapkv_txn_abort(txn);
 	mapkv_close(env);
@@ -409,6 +409,6 @@ int main(void)
 	tcase_add_test(tc, test_file_larger_than_max_size_gives_full_on_open);
 	tcase_add_test(tc, test_write_txn_left_open_at_close_is_aborted);
 	tcase_add_test(
-	        tc, test_value_over_max_size_gives_bad_value_and_txn_survives);
+		tc, test_value_over_max_size_gives_bad_value_and_txn_survives);
 	return tu_run_suite(s);
 }

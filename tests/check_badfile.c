@@ -84,19 +84,19 @@ START_TEST(test_random_bytes_file_gives_corrupt_and_is_left_unchanged)
 			for (int ro = 0; ro < 2; ro++) {
 				mapkv_env *env = (mapkv_env *)1;
 				int rc = tu_open_rc(&env, "rnd",
-				                    ro ? MAPKV_RDONLY : 0, 0);
+						    ro ? MAPKV_RDONLY : 0, 0);
 				tu_check(rc == MAPKV_CORRUPT,
-				         "%zu random bytes: open gave %d (%s)",
-				         sizes[s], rc, mapkv_strerror(rc));
+					 "%zu random bytes: open gave %d (%s)",
+					 sizes[s], rc, mapkv_strerror(rc));
 				ck_assert_ptr_null(env);
 			}
 			size_t n;
 			unsigned char *after = tu_read_file(tu_path("rnd"), &n);
 			tu_check(n == sizes[s] &&
-			                 memcmp(after, buf, sizes[s]) == 0,
-			         "a failed open changed the %zu-byte file "
-			         "(now %zu bytes)",
-			         sizes[s], n);
+					 memcmp(after, buf, sizes[s]) == 0,
+				 "a failed open changed the %zu-byte file "
+				 "(now %zu bytes)",
+				 sizes[s], n);
 			free(after);
 		}
 	}
@@ -112,7 +112,7 @@ typedef int (*case_fn)(const char *path, void *ctx, char *msg, size_t len);
 
 /* Returns 0 if the case passed; otherwise fills @out. */
 static int run_isolated(case_fn fn, const char *path, void *ctx, char *out,
-                        size_t outlen)
+			size_t outlen)
 {
 	int fds[2];
 	ck_assert_int_eq(pipe(fds), 0);
@@ -139,10 +139,10 @@ static int run_isolated(case_fn fn, const char *path, void *ctx, char *out,
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	if (WIFSIGNALED(status)) {
 		snprintf(out, outlen, "killed by signal %d (%s)",
-		         WTERMSIG(status),
-		         WTERMSIG(status) == SIGALRM
-		                 ? "hang"
-		                 : strsignal(WTERMSIG(status)));
+			 WTERMSIG(status),
+			 WTERMSIG(status) == SIGALRM
+				 ? "hang"
+				 : strsignal(WTERMSIG(status)));
 		return -1;
 	}
 	if (WEXITSTATUS(status) != 0) {
@@ -166,7 +166,7 @@ struct db_desc {
 /* Scan with a cursor in direction @dir; every result must be allowed and
  * every returned byte readable. */
 static int scan(mapkv_txn *txn, mapkv_dbi dbi, int dir, int limit, char *msg,
-                size_t len)
+		size_t len)
 {
 	mapkv_cursor *cur = NULL;
 	int rc = mapkv_cursor_open(txn, dbi, &cur);
@@ -190,7 +190,7 @@ static int scan(mapkv_txn *txn, mapkv_dbi dbi, int dir, int limit, char *msg,
 			    dir ? "backward" : "forward", steps);
 		}
 		rc = mapkv_cursor_get(cur, &k, &v,
-		                      dir ? MAPKV_PREV : MAPKV_NEXT);
+				      dir ? MAPKV_PREV : MAPKV_NEXT);
 	}
 	mapkv_cursor_close(cur);
 	if (!allowed_read_rc(rc))
@@ -326,19 +326,19 @@ static uint64_t build_db(const char *name, int nkeys)
 	mapkv_stat_info st = tu_stat(txn, 0);
 	mapkv_txn_abort(txn);
 	tu_check(st.branch_pages > 0 && st.leaf_pages > 1 &&
-	                 st.overflow_pages > 0,
-	         "test database lacks a page kind: %llu branch, %llu leaf, "
-	         "%llu overflow pages",
-	         (unsigned long long)st.branch_pages,
-	         (unsigned long long)st.leaf_pages,
-	         (unsigned long long)st.overflow_pages);
+			 st.overflow_pages > 0,
+		 "test database lacks a page kind: %llu branch, %llu leaf, "
+		 "%llu overflow pages",
+		 (unsigned long long)st.branch_pages,
+		 (unsigned long long)st.leaf_pages,
+		 (unsigned long long)st.overflow_pages);
 	uint64_t used = tu_env_info(env).pages_used;
 	mapkv_close(env);
 	return used;
 }
 
 static const char *page_kind(const unsigned char *file, size_t fsize,
-                             uint64_t pg)
+			     uint64_t pg)
 {
 	if (pg < 2)
 		return "meta";
@@ -353,11 +353,11 @@ START_TEST(test_flipped_byte_in_every_page_never_crashes_and_gives_clear_codes)
 	const int nkeys = 800;
 	uint64_t pages = build_db("orig", nkeys);
 	tu_check(pages >= 20 && pages <= 400, "test database has %llu pages",
-	         (unsigned long long)pages);
+		 (unsigned long long)pages);
 	size_t fsize;
 	unsigned char *file = tu_read_file(tu_path("orig"), &fsize);
 	static const uint64_t offs[] = {0,  1,  2,  3,   4,    8,   12,
-	                                16, 20, 24, 100, 2048, 4095};
+					16, 20, 24, 100, 2048, 4095};
 	const int noffs = sizeof(offs) / sizeof(offs[0]);
 	struct db_desc d = {nkeys, "named"};
 	char report[4096] = "";
@@ -378,28 +378,28 @@ START_TEST(test_flipped_byte_in_every_page_never_crashes_and_gives_clear_codes)
 				char out[600];
 				cases++;
 				if (run_isolated(read_everything,
-				                 tu_path("case"), &d, out,
-				                 sizeof(out))) {
+						 tu_path("case"), &d, out,
+						 sizeof(out))) {
 					failures++;
 					if (rl < sizeof(report) - 200)
 						rl += (size_t)snprintf(
-						        report + rl,
-						        sizeof(report) - rl,
-						        "\n  page %llu (%s) "
-						        "byte %llu ^%#x: %s",
-						        (unsigned long long)pg,
-						        page_kind(file, fsize,
-						                  pg),
-						        (unsigned long long)
-						                offs[o],
-						        mask, out);
+							report + rl,
+							sizeof(report) - rl,
+							"\n  page %llu (%s) "
+							"byte %llu ^%#x: %s",
+							(unsigned long long)pg,
+							page_kind(file, fsize,
+								  pg),
+							(unsigned long long)
+								offs[o],
+							mask, out);
 				}
 			}
 		}
 	}
 	free(file);
 	ck_assert_msg(failures == 0, "%d of %d damaged files misbehaved:%s",
-	              failures, cases, report);
+		      failures, cases, report);
 }
 END_TEST
 
@@ -411,9 +411,9 @@ START_TEST(test_truncated_database_fails_cleanly_or_reads_safely)
 	unsigned char *file = tu_read_file(tu_path("orig"), &fsize);
 	ck_assert_uint_gt(fsize, 1u << 20);
 	const uint64_t cuts[] = {
-	        1,        100,       PAGE,      PAGE + 100,       2 * PAGE,
-	        3 * PAGE, fsize / 4, fsize / 2, fsize / 2 + 1234, fsize - PAGE,
-	        fsize - 1};
+		1,        100,       PAGE,      PAGE + 100,       2 * PAGE,
+		3 * PAGE, fsize / 4, fsize / 2, fsize / 2 + 1234, fsize - PAGE,
+		fsize - 1};
 	struct db_desc d = {nkeys, "named"};
 	char report[4096] = "";
 	size_t rl = 0;
@@ -423,19 +423,19 @@ START_TEST(test_truncated_database_fails_cleanly_or_reads_safely)
 		tu_truncate_file(tu_path("case"), cuts[i]);
 		char out[600];
 		if (run_isolated(read_everything, tu_path("case"), &d, out,
-		                 sizeof(out))) {
+				 sizeof(out))) {
 			failures++;
 			if (rl < sizeof(report) - 200)
 				rl += (size_t)snprintf(
-				        report + rl, sizeof(report) - rl,
-				        "\n  cut to %llu of %zu bytes: %s",
-				        (unsigned long long)cuts[i], fsize,
-				        out);
+					report + rl, sizeof(report) - rl,
+					"\n  cut to %llu of %zu bytes: %s",
+					(unsigned long long)cuts[i], fsize,
+					out);
 		}
 	}
 	free(file);
 	ck_assert_msg(failures == 0, "%d truncated files misbehaved:%s",
-	              failures, report);
+		      failures, report);
 }
 END_TEST
 
@@ -444,18 +444,18 @@ int main(void)
 	Suite *s = suite_create("badfile");
 	TCase *tc = tu_tcase(s, "open", 120);
 	tcase_add_test(
-	        tc,
-	        test_zero_length_file_opens_as_empty_database_and_is_writable);
+		tc,
+		test_zero_length_file_opens_as_empty_database_and_is_writable);
 	tcase_add_test(
-	        tc,
-	        test_zero_filled_file_opens_as_empty_database_and_is_writable);
+		tc,
+		test_zero_filled_file_opens_as_empty_database_and_is_writable);
 	tcase_add_test(
-	        tc, test_random_bytes_file_gives_corrupt_and_is_left_unchanged);
+		tc, test_random_bytes_file_gives_corrupt_and_is_left_unchanged);
 	tc = tu_tcase(s, "damage", 600);
 	tcase_add_test(
-	        tc,
-	        test_flipped_byte_in_every_page_never_crashes_and_gives_clear_codes);
+		tc,
+		test_flipped_byte_in_every_page_never_crashes_and_gives_clear_codes);
 	tcase_add_test(tc,
-	               test_truncated_database_fails_cleanly_or_reads_safely);
+		       test_truncated_database_fails_cleanly_or_reads_safely);
 	return tu_run_suite(s);
 }

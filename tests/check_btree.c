@@ -67,7 +67,7 @@ START_TEST(test_random_ops_match_model_after_every_commit)
 				size_t vl = rnd_vsize(&r);
 				tu_fill_bytes(vbuf, vl, op);
 				rc = tu_put_rc(txn, 0, kbuf, kl, vbuf, vl,
-				               MAPKV_NOOVERWRITE);
+					       MAPKV_NOOVERWRITE);
 				ck_assert_rc(rc, e ? MAPKV_EXISTS : 0);
 				if (!e)
 					tu_model_put(work, kbuf, kl, vbuf, vl);
@@ -80,14 +80,14 @@ START_TEST(test_random_ops_match_model_after_every_commit)
 				ck_assert_rc(rc, e ? 0 : MAPKV_NOTFOUND);
 				if (e)
 					tu_check(v.size == e->vlen &&
-					                 memcmp(v.data, e->val,
-					                        e->vlen) == 0,
-					         "op %llu: get %s gave %s, "
-					         "expected %s",
-					         (unsigned long long)op,
-					         tu_fmt(kbuf, kl),
-					         tu_fmt(v.data, v.size),
-					         tu_fmt(e->val, e->vlen));
+							 memcmp(v.data, e->val,
+								e->vlen) == 0,
+						 "op %llu: get %s gave %s, "
+						 "expected %s",
+						 (unsigned long long)op,
+						 tu_fmt(kbuf, kl),
+						 tu_fmt(v.data, v.size),
+						 tu_fmt(e->val, e->vlen));
 			}
 		}
 		if (nbatch % 10 == 9)
@@ -129,7 +129,7 @@ START_TEST(test_max_length_keys_split_and_merge_correctly)
 		/* Keys differ only near the end: separators must be long. */
 		memset(k, 'x', sizeof(k));
 		tu_make_seq_key(k + sizeof(k) - 12, 12,
-		                tu_rng_below(&r, 1000000000000ull));
+				tu_rng_below(&r, 1000000000000ull));
 		int vl = snprintf(v, sizeof(v), "v%d", i);
 		tu_put(txn, 0, k, sizeof(k), v, (size_t)vl);
 		tu_model_put(m, k, sizeof(k), v, (size_t)vl);
@@ -140,10 +140,10 @@ START_TEST(test_max_length_keys_split_and_merge_correctly)
 	mapkv_stat_info st = tu_stat(txn, 0);
 	mapkv_txn_abort(txn);
 	tu_check(st.depth >= 3 && st.branch_pages > 0,
-	         "%zu keys of %d bytes: expected a tree of depth >= 3, got "
-	         "depth %u with %llu branch pages",
-	         tu_model_count(m), MAPKV_MAX_KEY_SIZE, st.depth,
-	         (unsigned long long)st.branch_pages);
+		 "%zu keys of %d bytes: expected a tree of depth >= 3, got "
+		 "depth %u with %llu branch pages",
+		 tu_model_count(m), MAPKV_MAX_KEY_SIZE, st.depth,
+		 (unsigned long long)st.branch_pages);
 
 	/* Delete all but every fifth key, in key order from both ends. */
 	txn = tu_begin(env, 0);
@@ -157,7 +157,7 @@ START_TEST(test_max_length_keys_split_and_merge_correctly)
 		if (idx % 5 == 0)
 			continue;
 		ck_assert_rc(tu_del_rc(txn, 0, keys[idx], MAPKV_MAX_KEY_SIZE),
-		             0);
+			     0);
 		tu_model_del(m, keys[idx], MAPKV_MAX_KEY_SIZE);
 	}
 	tu_verify_txn(txn, 0, m);
@@ -174,7 +174,7 @@ END_TEST
 START_TEST(test_overflow_values_round_trip_and_shrink_and_grow)
 {
 	static const size_t sizes[] = {2000, 4000,  4096,   4097,    5000,
-	                               8192, 12289, 100000, 3u << 20};
+				       8192, 12289, 100000, 3u << 20};
 	const size_t ns = sizeof(sizes) / sizeof(sizes[0]);
 	size_t maxs = 3u << 20;
 	unsigned char *buf = malloc(maxs);
@@ -206,30 +206,30 @@ START_TEST(test_overflow_values_round_trip_and_shrink_and_grow)
 				size_t vl = round == 1 ? 10 : sizes[i];
 				mapkv_val v;
 				ck_assert_rc(
-				        tu_get_rc(txn, 0, key, strlen(key), &v),
-				        0);
+					tu_get_rc(txn, 0, key, strlen(key), &v),
+					0);
 				ck_assert_uint_eq(v.size, vl);
 				size_t bad = tu_check_bytes(
-				        v.data, v.size,
-				        sizes[i] * 10 + (size_t)round);
+					v.data, v.size,
+					sizes[i] * 10 + (size_t)round);
 				tu_check(bad == (size_t)-1,
-				         "round %d: value of %zu bytes differs "
-				         "at byte %zu",
-				         round, vl, bad);
+					 "round %d: value of %zu bytes differs "
+					 "at byte %zu",
+					 round, vl, bad);
 			}
 			tu_expect_str(txn, 0, "small", "neighbour");
 			mapkv_stat_info st = tu_stat(txn, 0);
 			ck_assert_uint_eq(st.entries, ns + 1);
 			if (round == 1)
 				tu_check(st.overflow_pages == 0,
-				         "all values small but %llu overflow "
-				         "pages counted",
-				         (unsigned long long)st.overflow_pages);
+					 "all values small but %llu overflow "
+					 "pages counted",
+					 (unsigned long long)st.overflow_pages);
 			else
 				tu_check(st.overflow_pages >= (3u << 20) / PAGE,
-				         "a 3 MiB value is stored but only "
-				         "%llu overflow pages counted",
-				         (unsigned long long)st.overflow_pages);
+					 "a 3 MiB value is stored but only "
+					 "%llu overflow pages counted",
+					 (unsigned long long)st.overflow_pages);
 			mapkv_txn_abort(txn);
 		}
 	}
@@ -270,20 +270,20 @@ START_TEST(test_values_of_every_size_up_to_two_pages_round_trip)
 			snprintf(key, sizeof(key), "v%05zu", s);
 			mapkv_val v;
 			ck_assert_rc(tu_get_rc(txn, 0, key, strlen(key), &v),
-			             0);
+				     0);
 			tu_check(v.size == s,
-			         "pass %d: value of %zu bytes read back as %zu "
-			         "bytes",
-			         pass, s, v.size);
+				 "pass %d: value of %zu bytes read back as %zu "
+				 "bytes",
+				 pass, s, v.size);
 			size_t bad = tu_check_bytes(v.data, v.size, s);
 			tu_check(bad == (size_t)-1,
-			         "pass %d: value of %zu bytes differs at %zu",
-			         pass, s, bad);
+				 "pass %d: value of %zu bytes differs at %zu",
+				 pass, s, bad);
 		}
 		mapkv_stat_info st = tu_stat(txn, 0);
 		ck_assert_uint_eq(st.entries, maxv + 1);
 		tu_check(st.overflow_pages > 0,
-		         "values up to %zu bytes but no overflow pages", maxv);
+			 "values up to %zu bytes but no overflow pages", maxv);
 	}
 	mapkv_txn_abort(txn);
 	mapkv_close(env);
@@ -332,15 +332,15 @@ START_TEST(test_nooverwrite_gives_exists_and_keeps_old_value)
 	mapkv_env *env = tu_open("db", 0, 0);
 	mapkv_txn *txn = tu_begin(env, 0);
 	ck_assert_rc(tu_put_rc(txn, 0, "key", 3, "old", 3, MAPKV_NOOVERWRITE),
-	             0);
+		     0);
 	ck_assert_rc(tu_put_rc(txn, 0, "key", 3, "new", 3, MAPKV_NOOVERWRITE),
-	             MAPKV_EXISTS);
+		     MAPKV_EXISTS);
 	tu_expect_str(txn, 0, "key", "old");
 	tu_commit(txn);
 
 	txn = tu_begin(env, 0);
 	ck_assert_rc(tu_put_rc(txn, 0, "key", 3, "newer", 5, MAPKV_NOOVERWRITE),
-	             MAPKV_EXISTS);
+		     MAPKV_EXISTS);
 	/* MAPKV_EXISTS does not fail the transaction. */
 	tu_put_str(txn, 0, "other", "x");
 	tu_expect_str(txn, 0, "key", "old");
@@ -418,17 +418,17 @@ START_TEST(test_sequential_insert_fills_leaf_pages_nearly_full)
 	ck_assert_uint_eq(st.page_size, PAGE);
 	double bound = (double)n * (16 + 100 + 16) / PAGE * 1.3 + 2;
 	tu_check((double)st.leaf_pages <= bound,
-	         "%llu sequential 16+100-byte pairs use %llu leaf pages, more "
-	         "than %.0f: the append path leaves pages half empty",
-	         (unsigned long long)n, (unsigned long long)st.leaf_pages,
-	         bound);
+		 "%llu sequential 16+100-byte pairs use %llu leaf pages, more "
+		 "than %.0f: the append path leaves pages half empty",
+		 (unsigned long long)n, (unsigned long long)st.leaf_pages,
+		 bound);
 	tu_check(st.depth >= 2 && st.branch_pages >= 1,
-	         "depth %u, branch pages %llu", st.depth,
-	         (unsigned long long)st.branch_pages);
+		 "depth %u, branch pages %llu", st.depth,
+		 (unsigned long long)st.branch_pages);
 	tu_check(st.branch_pages * 20 < st.leaf_pages,
-	         "%llu branch pages for %llu leaves",
-	         (unsigned long long)st.branch_pages,
-	         (unsigned long long)st.leaf_pages);
+		 "%llu branch pages for %llu leaves",
+		 (unsigned long long)st.branch_pages,
+		 (unsigned long long)st.leaf_pages);
 	mapkv_close(env);
 }
 END_TEST
@@ -501,17 +501,17 @@ START_TEST(test_tree_emptied_of_all_keys_shrinks_back_to_a_root)
 	txn = tu_begin(env, MAPKV_RDONLY);
 	mapkv_stat_info st = tu_stat(txn, 0);
 	tu_check(st.entries == 0 && st.depth <= 1 && st.leaf_pages <= 1 &&
-	                 st.branch_pages == 0 && st.overflow_pages == 0,
-	         "after deleting all %zu keys: entries %llu depth %u leaf "
-	         "pages %llu branch pages %llu overflow pages %llu",
-	         cnt, (unsigned long long)st.entries, st.depth,
-	         (unsigned long long)st.leaf_pages,
-	         (unsigned long long)st.branch_pages,
-	         (unsigned long long)st.overflow_pages);
+			 st.branch_pages == 0 && st.overflow_pages == 0,
+		 "after deleting all %zu keys: entries %llu depth %u leaf "
+		 "pages %llu branch pages %llu overflow pages %llu",
+		 cnt, (unsigned long long)st.entries, st.depth,
+		 (unsigned long long)st.leaf_pages,
+		 (unsigned long long)st.branch_pages,
+		 (unsigned long long)st.overflow_pages);
 	mapkv_cursor *cur;
 	ck_assert_rc(mapkv_cursor_open(txn, 0, &cur), 0);
 	ck_assert_rc(mapkv_cursor_get(cur, NULL, NULL, MAPKV_FIRST),
-	             MAPKV_NOTFOUND);
+		     MAPKV_NOTFOUND);
 	mapkv_cursor_close(cur);
 	mapkv_txn_abort(txn);
 
@@ -571,9 +571,9 @@ START_TEST(test_deleting_90_percent_of_keys_merges_leaf_pages)
 	 * leaves would remain, each nearly empty. */
 	double bound = (double)left * (16 + 100 + 16) / PAGE * 5 + 2;
 	tu_check((double)st.leaf_pages <= bound,
-	         "%zu of %zu keys left in %llu leaf pages (more than %.0f): "
-	         "deletes do not merge pages",
-	         left, cnt, (unsigned long long)st.leaf_pages, bound);
+		 "%zu of %zu keys left in %llu leaf pages (more than %.0f): "
+		 "deletes do not merge pages",
+		 left, cnt, (unsigned long long)st.leaf_pages, bound);
 	free(keys);
 	tu_model_free(m);
 	mapkv_close(env);
@@ -606,23 +606,23 @@ START_TEST(test_one_huge_value_round_trips)
 	ck_assert_uint_eq(v.size, size);
 	const unsigned char *p = v.data;
 	size_t samples[] = {0,        1,        PAGE - 1,    PAGE,
-	                    PAGE + 1, size / 2, size - PAGE, size - 1};
+			    PAGE + 1, size / 2, size - PAGE, size - 1};
 	for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++)
 		tu_check(p[samples[i]] == buf[samples[i]],
-		         "byte %zu of the huge value differs", samples[i]);
+			 "byte %zu of the huge value differs", samples[i]);
 	for (int i = 0; i < 1000; i++) {
 		size_t off = (size_t)tu_rng_below(&r, size);
 		tu_check(p[off] == buf[off],
-		         "byte %zu of the huge value differs", off);
+			 "byte %zu of the huge value differs", off);
 	}
 	tu_check(tu_hash64(p, size) == want,
-	         "checksum of the %zu-byte value differs", size);
+		 "checksum of the %zu-byte value differs", size);
 	tu_expect_str(txn, 0, "a", "before");
 	tu_expect_str(txn, 0, "z", "after");
 	mapkv_stat_info st = tu_stat(txn, 0);
 	tu_check(st.overflow_pages >= size / PAGE,
-	         "value of %zu bytes but %llu overflow pages", size,
-	         (unsigned long long)st.overflow_pages);
+		 "value of %zu bytes but %llu overflow pages", size,
+		 (unsigned long long)st.overflow_pages);
 	mapkv_txn_abort(txn);
 	mapkv_close(env);
 	free(buf);
@@ -639,9 +639,9 @@ int main(void)
 	tc = tu_tcase(s, "values", 600);
 	tcase_add_test(tc, test_overflow_values_round_trip_and_shrink_and_grow);
 	tcase_add_test(tc,
-	               test_values_of_every_size_up_to_two_pages_round_trip);
+		       test_values_of_every_size_up_to_two_pages_round_trip);
 	tcase_add_test(tc,
-	               test_empty_value_is_stored_and_read_back_with_size_0);
+		       test_empty_value_is_stored_and_read_back_with_size_0);
 	tcase_add_test(tc, test_one_huge_value_round_trips);
 
 	tc = tu_tcase(s, "keys", 60);
@@ -651,7 +651,7 @@ int main(void)
 	tc = tu_tcase(s, "shape", 600);
 	tcase_add_test(tc, test_sequential_insert_fills_leaf_pages_nearly_full);
 	tcase_add_test(tc,
-	               test_tree_emptied_of_all_keys_shrinks_back_to_a_root);
+		       test_tree_emptied_of_all_keys_shrinks_back_to_a_root);
 	tcase_add_test(tc, test_deleting_90_percent_of_keys_merges_leaf_pages);
 	return tu_run_suite(s);
 }

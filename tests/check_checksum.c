@@ -100,12 +100,12 @@ START_TEST(test_table_code_matches_bitwise_reference)
 			uint32_t want = crc_bitwise(0, buf + align, n);
 
 			ck_assert_uint_eq(ck_crc32c_sw(0, buf + align, n),
-			                  want);
+					  want);
 			ck_assert_uint_eq(ck_crc32c(0, buf + align, n), want);
 		}
 	}
 	ck_assert_uint_eq(ck_crc32c_sw(0, buf, 4096),
-	                  crc_bitwise(0, buf, 4096));
+			  crc_bitwise(0, buf, 4096));
 }
 END_TEST
 
@@ -147,8 +147,8 @@ START_TEST(test_hardware_path_equals_software_path)
 
 	ck_assert_ptr_nonnull(buf);
 	fprintf(stderr, "check_checksum: SSE4.2 path %s\n",
-	        ck_crc32c_hw_active() ? "in use"
-	                              : "not available (software only)");
+		ck_crc32c_hw_active() ? "in use"
+				      : "not available (software only)");
 	fill_random(buf, N + 64);
 	for (int round = 0; round < 2000; round++) {
 		size_t off = (size_t)(rng() % 64);
@@ -156,7 +156,7 @@ START_TEST(test_hardware_path_equals_software_path)
 		uint32_t seed = (uint32_t)rng();
 
 		ck_assert_uint_eq(ck_crc32c(seed, buf + off, n),
-		                  ck_crc32c_sw(seed, buf + off, n));
+				  ck_crc32c_sw(seed, buf + off, n));
 	}
 	free(buf);
 }

@@ -50,7 +50,7 @@ static size_t kval(char *buf, size_t cap, long i, unsigned long long txnid)
 	int n = snprintf(buf, cap, "i=%ld txn=%llu|", i, txnid);
 	uint64_t h = tu_hash64(buf, (size_t)n);
 	n += snprintf(buf + n, cap - (size_t)n, "%016llx",
-	              (unsigned long long)h);
+		      (unsigned long long)h);
 	return (size_t)n;
 }
 
@@ -81,7 +81,7 @@ static void child_main(const char *path, long start, int wfd, unsigned flags)
 			goto fail;
 		snprintf(k, sizeof(k), "k%08ld", i);
 		size_t vl = kval(v, sizeof(v), i,
-		                 (unsigned long long)mapkv_txn_id(txn));
+				 (unsigned long long)mapkv_txn_id(txn));
 		mapkv_val key = {k, strlen(k)}, val = {v, vl};
 		if ((rc = mapkv_put(txn, 0, &key, &val, 0)))
 			goto fail;
@@ -113,7 +113,7 @@ static void child_main(const char *path, long start, int wfd, unsigned flags)
 			goto fail;
 		if ((rc = mapkv_txn_commit(txn))) {
 			fprintf(stderr, "crash child: commit %ld: %s\n", i,
-			        mapkv_strerror(rc));
+				mapkv_strerror(rc));
 			_exit(3);
 		}
 		if (write(wfd, &i, sizeof(i)) != sizeof(i))
@@ -121,7 +121,7 @@ static void child_main(const char *path, long start, int wfd, unsigned flags)
 		continue;
 	fail:
 		fprintf(stderr, "crash child: txn %ld: %s\n", i,
-		        mapkv_strerror(rc));
+			mapkv_strerror(rc));
 		_exit(3);
 	}
 }
@@ -163,7 +163,7 @@ static long verify_prefix(const char *name, unsigned flags, int kill_no)
 	mapkv_env *env = NULL;
 	int rc = tu_open_rc(&env, name, flags, 0);
 	tu_check(rc == 0, "kill %d: reopen failed: %d (%s)", kill_no, rc,
-	         mapkv_strerror(rc));
+		 mapkv_strerror(rc));
 	mapkv_txn *txn = tu_begin(env, MAPKV_RDONLY);
 	mapkv_val v;
 	long L = -1;
@@ -171,13 +171,13 @@ static long verify_prefix(const char *name, unsigned flags, int kill_no)
 	if (rc == 0) {
 		char b[32];
 		tu_check(v.size > 0 && v.size < sizeof(b),
-		         "kill %d: \"last\" has %zu bytes", kill_no, v.size);
+			 "kill %d: \"last\" has %zu bytes", kill_no, v.size);
 		memcpy(b, v.data, v.size);
 		b[v.size] = 0;
 		L = strtol(b, NULL, 10);
 	} else {
 		tu_check(rc == MAPKV_NOTFOUND, "kill %d: get last: %d (%s)",
-		         kill_no, rc, mapkv_strerror(rc));
+			 kill_no, rc, mapkv_strerror(rc));
 	}
 	tu_model *m = expected_state(L);
 	unsigned long long prev_txn = 0;
@@ -186,28 +186,28 @@ static long verify_prefix(const char *name, unsigned flags, int kill_no)
 		snprintf(k, sizeof(k), "k%08ld", i);
 		rc = tu_get_rc(txn, 0, k, strlen(k), &v);
 		tu_check(rc == 0,
-		         "kill %d: last=%ld but %s is missing (%d, %s): not a "
-		         "prefix",
-		         kill_no, L, k, rc, mapkv_strerror(rc));
+			 "kill %d: last=%ld but %s is missing (%d, %s): not a "
+			 "prefix",
+			 kill_no, L, k, rc, mapkv_strerror(rc));
 		long gi = -1;
 		unsigned long long gt = 0;
 		char got[128];
 		tu_check(v.size < sizeof(got), "kill %d: %s has %zu bytes",
-		         kill_no, k, v.size);
+			 kill_no, k, v.size);
 		memcpy(got, v.data, v.size);
 		got[v.size] = 0;
 		tu_check(sscanf(got, "i=%ld txn=%llu|", &gi, &gt) == 2 &&
-		                 gi == i,
-		         "kill %d: %s holds %s", kill_no, k,
-		         tu_fmt(v.data, v.size));
+				 gi == i,
+			 "kill %d: %s holds %s", kill_no, k,
+			 tu_fmt(v.data, v.size));
 		size_t wl = kval(want, sizeof(want), i, gt);
 		tu_check(wl == v.size && memcmp(want, got, wl) == 0,
-		         "kill %d: %s holds %s, expected %s (damaged)", kill_no,
-		         k, got, want);
+			 "kill %d: %s holds %s, expected %s (damaged)", kill_no,
+			 k, got, want);
 		tu_check(gt > prev_txn,
-		         "kill %d: txn ids do not increase: %s has %llu after "
-		         "%llu",
-		         kill_no, k, gt, prev_txn);
+			 "kill %d: txn ids do not increase: %s has %llu after "
+			 "%llu",
+			 kill_no, k, gt, prev_txn);
 		prev_txn = gt;
 		tu_model_put(m, k, strlen(k), got, v.size);
 	}
@@ -248,9 +248,9 @@ static void kill_loop(unsigned flags, int kills)
 		if (kn % 2 == 0) {
 			ssize_t n = read(fds[0], &got, sizeof(got));
 			tu_check(n == sizeof(got),
-			         "kill %d: the child ended before its first "
-			         "commit",
-			         kn);
+				 "kill %d: the child ended before its first "
+				 "commit",
+				 kn);
 			if (got > reported)
 				reported = got;
 		}
@@ -259,9 +259,9 @@ static void kill_loop(unsigned flags, int kills)
 		int status;
 		ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 		tu_check(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
-		         "kill %d: the child ended by itself (status %#x) "
-		         "before it was killed: see its stderr",
-		         kn, status);
+			 "kill %d: the child ended by itself (status %#x) "
+			 "before it was killed: see its stderr",
+			 kn, status);
 		ssize_t n;
 		while ((n = read(fds[0], &got, sizeof(got))) == sizeof(got))
 			if (got > reported)
@@ -272,21 +272,21 @@ static void kill_loop(unsigned flags, int kills)
 		/* Every commit that returned is there, and at most the one
 		 * that was running when the kill came is there besides. */
 		tu_check(L >= reported,
-		         "kill %d: the child reported commit %ld as done but "
-		         "the file ends at %ld",
-		         kn, reported, L);
+			 "kill %d: the child reported commit %ld as done but "
+			 "the file ends at %ld",
+			 kn, reported, L);
 		tu_check(L <= reported + 1,
-		         "kill %d: the file holds commit %ld but the child "
-		         "only got to start %ld",
-		         kn, L, reported + 1);
+			 "kill %d: the file holds commit %ld but the child "
+			 "only got to start %ld",
+			 kn, L, reported + 1);
 		total_reported += reported - next + 1;
 		next = L + 1;
 	}
 	/* The loop really committed things: each waiting kill added at
 	 * least one. */
 	tu_check(next >= kills / 2,
-	         "only %ld transactions committed in %d kills (%ld reported)",
-	         next, kills, total_reported);
+		 "only %ld transactions committed in %d kills (%ld reported)",
+		 next, kills, total_reported);
 }
 
 START_TEST(test_sigkill_during_commits_leaves_exact_prefix_of_transactions)
@@ -311,7 +311,7 @@ static void make_states(mapkv_env *env, tu_model **models, int n)
 		mapkv_txn *txn = tu_begin(env, 0);
 		for (int i = 0; i < 300; i++) {
 			snprintf(k, sizeof(k), "key%05d",
-			         (i * 7 + s * 13) % 1000);
+				 (i * 7 + s * 13) % 1000);
 			snprintf(v, sizeof(v), "s%d-%d", s, i);
 			tu_put_str(txn, 0, k, v);
 			tu_model_put(m, k, strlen(k), v, strlen(v));
@@ -356,22 +356,22 @@ START_TEST(test_damaged_newest_meta_falls_back_to_previous_commit)
 		mapkv_env *e = NULL;
 		int rc = tu_open_rc(&e, name, 0, 0);
 		tu_check(rc == 0,
-		         "meta page %d damaged: open gave %d (%s), expected "
-		         "the other meta page to be used",
-		         p, rc, mapkv_strerror(rc));
+			 "meta page %d damaged: open gave %d (%s), expected "
+			 "the other meta page to be used",
+			 p, rc, mapkv_strerror(rc));
 		int s = read_state(e);
 		tu_check(s == N || s == N - 1,
-		         "meta page %d damaged: state %d, expected %d or %d", p,
-		         s, N, N - 1);
+			 "meta page %d damaged: state %d, expected %d or %d", p,
+			 s, N, N - 1);
 		tu_verify_db(e, 0, models[s]);
 		ck_assert_uint_eq(tu_env_info(e).last_txnid,
-		                  s == N ? T : T - 1);
+				  s == N ? T : T - 1);
 		state_of[p] = s;
 		mapkv_close(e);
 	}
 	tu_check(state_of[0] != state_of[1],
-	         "damaging either meta page gave the same state %d",
-	         state_of[0]);
+		 "damaging either meta page gave the same state %d",
+		 state_of[0]);
 	/* Per the format: the commit with id T wrote meta page T % 2. */
 	ck_assert_int_eq(state_of[T % 2], N - 1);
 
@@ -416,7 +416,7 @@ START_TEST(test_both_metas_damaged_gives_corrupt)
 		ck_assert_ptr_null(e);
 		e = (mapkv_env *)1;
 		ck_assert_rc(tu_open_rc(&e, "both", MAPKV_RDONLY, 0),
-		             MAPKV_CORRUPT);
+			     MAPKV_CORRUPT);
 	}
 	for (int s = 1; s <= 3; s++)
 		tu_model_free(models[s]);
@@ -428,14 +428,14 @@ int main(void)
 	Suite *s = suite_create("crash");
 	TCase *tc = tu_tcase(s, "kill", 600);
 	tcase_add_test(
-	        tc,
-	        test_sigkill_during_commits_leaves_exact_prefix_of_transactions);
+		tc,
+		test_sigkill_during_commits_leaves_exact_prefix_of_transactions);
 	tcase_add_test(
-	        tc,
-	        test_sigkill_with_nosync_leaves_exact_prefix_of_transactions);
+		tc,
+		test_sigkill_with_nosync_leaves_exact_prefix_of_transactions);
 	tc = tu_tcase(s, "meta", 120);
 	tcase_add_test(tc,
-	               test_damaged_newest_meta_falls_back_to_previous_commit);
+		       test_damaged_newest_meta_falls_back_to_previous_commit);
 	tcase_add_test(tc, test_both_metas_damaged_gives_corrupt);
 	return tu_run_suite(s);
 }

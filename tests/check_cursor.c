@@ -30,29 +30,29 @@ static size_t mv(char *buf, unsigned n)
 		const char *ek_ = (ek), *ev_ = (ev);                           \
 		if (!ek_) {                                                    \
 			tu_check(                                              \
-			        rc_ == MAPKV_NOTFOUND,                         \
-			        "expected MAPKV_NOTFOUND, got %d (%s) key %s", \
-			        rc_, mapkv_strerror(rc_),                      \
-			        rc_ == 0 ? tu_fmt((k).data, (k).size) : "-");  \
+				rc_ == MAPKV_NOTFOUND,                         \
+				"expected MAPKV_NOTFOUND, got %d (%s) key %s", \
+				rc_, mapkv_strerror(rc_),                      \
+				rc_ == 0 ? tu_fmt((k).data, (k).size) : "-");  \
 			break;                                                 \
 		}                                                              \
 		tu_check(rc_ == 0, "expected key %s, got %d (%s)", ek_, rc_,   \
-		         mapkv_strerror(rc_));                                 \
+			 mapkv_strerror(rc_));                                 \
 		tu_check((k).size == strlen(ek_) &&                            \
-		                 memcmp((k).data, ek_, (k).size) == 0,         \
-		         "expected key %s, got %s", ek_,                       \
-		         tu_fmt((k).data, (k).size));                          \
+				 memcmp((k).data, ek_, (k).size) == 0,         \
+			 "expected key %s, got %s", ek_,                       \
+			 tu_fmt((k).data, (k).size));                          \
 		if (ev_)                                                       \
 			tu_check((v).size == strlen(ev_) &&                    \
-			                 memcmp((v).data, ev_, (v).size) == 0, \
-			         "key %s: expected value %s, got %s", ek_,     \
-			         ev_, tu_fmt((v).data, (v).size));             \
+					 memcmp((v).data, ev_, (v).size) == 0, \
+				 "key %s: expected value %s, got %s", ek_,     \
+				 ev_, tu_fmt((v).data, (v).size));             \
 	} while (0)
 
 /* Commit keys k(start), k(start+step), ... (count of them) with values
  * value-<n>, and return them in a model. */
 static tu_model *load_seq(mapkv_env *env, unsigned start, unsigned step,
-                          unsigned count)
+			  unsigned count)
 {
 	tu_model *m = tu_model_new();
 	char k[16], v[24];
@@ -93,7 +93,7 @@ START_TEST(test_forward_and_backward_scans_equal_model)
 	txn = tu_begin(env, 0);
 	for (int i = 0; i < n / 3; i++) {
 		const tu_entry *e =
-		        tu_model_at(m, tu_rng_below(&r, tu_model_count(m)));
+			tu_model_at(m, tu_rng_below(&r, tu_model_count(m)));
 		memcpy(k, e->key, e->klen);
 		size_t kl = e->klen;
 		if (i % 2) {
@@ -120,11 +120,11 @@ START_TEST(test_keys_sort_in_memcmp_order_shorter_first)
 		const char *k;
 		size_t n;
 	} want[] = {
-	        {"\x00", 1},     {"\x00\x00", 2}, {"\x01", 1},
-	        {"A", 1},        {"a", 1},        {"a\x00", 2},
-	        {"aa", 2},       {"ab", 2},       {"b", 1},
-	        {"\x7f", 1},     {"\x80", 1},     {"\x80\x00", 2},
-	        {"\xfe\xff", 2}, {"\xff", 1},     {"\xff\xff", 2},
+		{"\x00", 1},     {"\x00\x00", 2}, {"\x01", 1},
+		{"A", 1},        {"a", 1},        {"a\x00", 2},
+		{"aa", 2},       {"ab", 2},       {"b", 1},
+		{"\x7f", 1},     {"\x80", 1},     {"\x80\x00", 2},
+		{"\xfe\xff", 2}, {"\xff", 1},     {"\xff\xff", 2},
 	};
 	const size_t n = sizeof(want) / sizeof(want[0]);
 	mapkv_env *env = tu_open("db", 0, 0);
@@ -144,9 +144,9 @@ START_TEST(test_keys_sort_in_memcmp_order_shorter_first)
 	     rc = mapkv_cursor_get(cur, &k, &v, MAPKV_NEXT), i++) {
 		ck_assert_uint_lt(i, n);
 		tu_check(k.size == want[i].n &&
-		                 memcmp(k.data, want[i].k, k.size) == 0,
-		         "position %zu: expected %s, cursor gave %s", i,
-		         tu_fmt(want[i].k, want[i].n), tu_fmt(k.data, k.size));
+				 memcmp(k.data, want[i].k, k.size) == 0,
+			 "position %zu: expected %s, cursor gave %s", i,
+			 tu_fmt(want[i].k, want[i].n), tu_fmt(k.data, k.size));
 	}
 	ck_assert_uint_eq(i, n);
 	mapkv_cursor_close(cur);
@@ -185,9 +185,9 @@ START_TEST(test_seek_lands_on_first_key_greater_or_equal)
 		const char *probe;
 		unsigned want;
 	} cases[] = {
-	        {"a", 0},           {"k", 0},           {"k0", 0},
-	        {"k000000", 0},     {"k000000\x00", 2}, {"k000001", 2},
-	        {"k000002\xff", 4}, {"k00001", 10},
+		{"a", 0},           {"k", 0},           {"k0", 0},
+		{"k000000", 0},     {"k000000\x00", 2}, {"k000001", 2},
+		{"k000002\xff", 4}, {"k00001", 10},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		k.data = cases[i].probe;
@@ -197,7 +197,7 @@ START_TEST(test_seek_lands_on_first_key_greater_or_equal)
 		mk(ek, cases[i].want);
 		mv(ev, cases[i].want);
 		expect_at(mapkv_cursor_get(cur, &k, &v, MAPKV_SEEK), k, v, ek,
-		          ev);
+			  ev);
 	}
 	/* Past the last key. */
 	const char *after[] = {"l", "k999999", "\xff"};
@@ -205,7 +205,7 @@ START_TEST(test_seek_lands_on_first_key_greater_or_equal)
 		k.data = after[i];
 		k.size = strlen(after[i]);
 		expect_at(mapkv_cursor_get(cur, &k, &v, MAPKV_SEEK), k, v, NULL,
-		          NULL);
+			  NULL);
 	}
 	/* Random byte-string probes against the model. */
 	tu_rng r;
@@ -226,8 +226,8 @@ START_TEST(test_seek_lands_on_first_key_greater_or_equal)
 		}
 		ck_assert_rc(rc, 0);
 		tu_check(tu_keycmp(k.data, k.size, e->key, e->klen) == 0,
-		         "seek %s: expected %s, got %s", tu_fmt(rp, pl),
-		         tu_fmt(e->key, e->klen), tu_fmt(k.data, k.size));
+			 "seek %s: expected %s, got %s", tu_fmt(rp, pl),
+			 tu_fmt(e->key, e->klen), tu_fmt(k.data, k.size));
 		/* The cursor is positioned: NEXT continues after it. */
 		const tu_entry *nx = tu_model_ceil(m, e->key, e->klen, 1);
 		rc = mapkv_cursor_get(cur, &k, &v, MAPKV_NEXT);
@@ -236,10 +236,10 @@ START_TEST(test_seek_lands_on_first_key_greater_or_equal)
 		} else {
 			ck_assert_rc(rc, 0);
 			tu_check(tu_keycmp(k.data, k.size, nx->key, nx->klen) ==
-			                 0,
-			         "NEXT after seek %s: expected %s, got %s",
-			         tu_fmt(rp, pl), tu_fmt(nx->key, nx->klen),
-			         tu_fmt(k.data, k.size));
+					 0,
+				 "NEXT after seek %s: expected %s, got %s",
+				 tu_fmt(rp, pl), tu_fmt(nx->key, nx->klen),
+				 tu_fmt(k.data, k.size));
 		}
 	}
 	mapkv_cursor_close(cur);
@@ -275,22 +275,22 @@ START_TEST(test_seek_exact_finds_present_and_reports_missing)
 			mk(ek, i - 2);
 			mv(ev, i - 2);
 			expect_at(mapkv_cursor_get(cur, &k, &v, MAPKV_PREV), k,
-			          v, ek, ev);
+				  v, ek, ev);
 			mk(ek, i);
 			mv(ev, i);
 			expect_at(mapkv_cursor_get(cur, &k, &v, MAPKV_NEXT), k,
-			          v, ek, ev);
+				  v, ek, ev);
 		}
 	}
 	/* Prefix and extension of a stored key are not exact matches. */
 	k.data = "k00000";
 	k.size = 6;
 	ck_assert_rc(mapkv_cursor_get(cur, &k, &v, MAPKV_SEEK_EXACT),
-	             MAPKV_NOTFOUND);
+		     MAPKV_NOTFOUND);
 	k.data = "k0000000";
 	k.size = 8;
 	ck_assert_rc(mapkv_cursor_get(cur, &k, &v, MAPKV_SEEK_EXACT),
-	             MAPKV_NOTFOUND);
+		     MAPKV_NOTFOUND);
 	mapkv_cursor_close(cur);
 	mapkv_txn_abort(txn);
 	tu_model_free(m);
@@ -304,7 +304,7 @@ static void check_empty_tree_ops(mapkv_txn *txn)
 	mapkv_val k = {"x", 1}, v;
 	ck_assert_rc(mapkv_cursor_open(txn, 0, &cur), 0);
 	ck_assert_rc(mapkv_cursor_get(cur, &k, &v, MAPKV_FIRST),
-	             MAPKV_NOTFOUND);
+		     MAPKV_NOTFOUND);
 	ck_assert_rc(mapkv_cursor_get(cur, &k, &v, MAPKV_LAST), MAPKV_NOTFOUND);
 	ck_assert_rc(mapkv_cursor_get(cur, &k, &v, MAPKV_NEXT), MAPKV_NOTFOUND);
 	ck_assert_rc(mapkv_cursor_get(cur, &k, &v, MAPKV_PREV), MAPKV_NOTFOUND);
@@ -314,7 +314,7 @@ static void check_empty_tree_ops(mapkv_txn *txn)
 	k.data = "x";
 	k.size = 1;
 	ck_assert_rc(mapkv_cursor_get(cur, &k, &v, MAPKV_SEEK_EXACT),
-	             MAPKV_NOTFOUND);
+		     MAPKV_NOTFOUND);
 	mapkv_cursor_close(cur);
 }
 
@@ -356,7 +356,7 @@ START_TEST(test_next_at_end_gives_notfound_and_cursor_stays)
 	ck_assert_rc(mapkv_cursor_get(cur, &k, &v, MAPKV_NEXT), MAPKV_NOTFOUND);
 	ck_assert_rc(mapkv_cursor_get(cur, &k, &v, MAPKV_NEXT), MAPKV_NOTFOUND);
 	expect_at(mapkv_cursor_get(cur, &k, &v, MAPKV_GET_CURRENT), k, v, ek,
-	          ev);
+		  ev);
 	mk(ek, n - 2);
 	mv(ev, n - 2);
 	expect_at(mapkv_cursor_get(cur, &k, &v, MAPKV_PREV), k, v, ek, ev);
@@ -368,7 +368,7 @@ START_TEST(test_next_at_end_gives_notfound_and_cursor_stays)
 	ck_assert_rc(mapkv_cursor_get(cur, &k, &v, MAPKV_PREV), MAPKV_NOTFOUND);
 	ck_assert_rc(mapkv_cursor_get(cur, &k, &v, MAPKV_PREV), MAPKV_NOTFOUND);
 	expect_at(mapkv_cursor_get(cur, &k, &v, MAPKV_GET_CURRENT), k, v, ek,
-	          ev);
+		  ev);
 	mk(ek, 1);
 	mv(ev, 1);
 	expect_at(mapkv_cursor_get(cur, &k, &v, MAPKV_NEXT), k, v, ek, ev);
@@ -409,7 +409,7 @@ START_TEST(test_unpositioned_next_gives_first_and_prev_gives_last)
 	/* key and value outputs may be NULL. */
 	ck_assert_rc(mapkv_cursor_get(cur, NULL, NULL, MAPKV_PREV), 0);
 	expect_at(mapkv_cursor_get(cur, &k, NULL, MAPKV_GET_CURRENT), k, v,
-	          "k000508", NULL);
+		  "k000508", NULL);
 	mapkv_cursor_close(cur);
 	mapkv_txn_abort(txn);
 	tu_model_free(m);
@@ -470,11 +470,11 @@ START_TEST(test_after_cursor_del_next_returns_successor_and_prev_predecessor)
 			k.data = p;
 			k.size = mk(p, at);
 			ck_assert_rc(
-			        mapkv_cursor_get(cur, &k, &v, MAPKV_SEEK_EXACT),
-			        0);
+				mapkv_cursor_get(cur, &k, &v, MAPKV_SEEK_EXACT),
+				0);
 			ck_assert_rc(mapkv_cursor_del(cur), 0);
 			int rc = mapkv_cursor_get(
-			        cur, &k, &v, dir ? MAPKV_PREV : MAPKV_NEXT);
+				cur, &k, &v, dir ? MAPKV_PREV : MAPKV_NEXT);
 			if (dir == 0 && at + 1 < n) {
 				mk(ek, at + 1);
 				mv(ev, at + 1);
@@ -488,7 +488,7 @@ START_TEST(test_after_cursor_del_next_returns_successor_and_prev_predecessor)
 			}
 			mapkv_cursor_close(cur);
 			ck_assert_rc(tu_get_rc(txn, 0, p, strlen(p), &v),
-			             MAPKV_NOTFOUND);
+				     MAPKV_NOTFOUND);
 			ck_assert_uint_eq(tu_stat(txn, 0).entries, n - 1);
 			mapkv_txn_abort(txn);
 		}
@@ -511,7 +511,7 @@ START_TEST(test_cursor_del_of_every_key_forward_and_backward_empties_tree)
 		mapkv_cursor *cur;
 		ck_assert_rc(mapkv_cursor_open(txn, 0, &cur), 0);
 		int rc = mapkv_cursor_get(cur, &k, &v,
-		                          dir ? MAPKV_LAST : MAPKV_FIRST);
+					  dir ? MAPKV_LAST : MAPKV_FIRST);
 		for (unsigned i = 0; i < n; i++) {
 			unsigned want = dir ? n - 1 - i : i;
 			mk(ek, want);
@@ -519,11 +519,11 @@ START_TEST(test_cursor_del_of_every_key_forward_and_backward_empties_tree)
 			expect_at(rc, k, v, ek, ev);
 			ck_assert_rc(mapkv_cursor_del(cur), 0);
 			rc = mapkv_cursor_get(cur, &k, &v,
-			                      dir ? MAPKV_PREV : MAPKV_NEXT);
+					      dir ? MAPKV_PREV : MAPKV_NEXT);
 		}
 		ck_assert_rc(rc, MAPKV_NOTFOUND);
 		ck_assert_rc(mapkv_cursor_get(cur, &k, &v, MAPKV_FIRST),
-		             MAPKV_NOTFOUND);
+			     MAPKV_NOTFOUND);
 		mapkv_cursor_close(cur);
 		mapkv_stat_info st = tu_stat(txn, 0);
 		ck_assert_uint_eq(st.entries, 0);
@@ -592,8 +592,8 @@ static void interleave(int with_dels)
 				tu_model_del(m, k2, kl);
 			} else {
 				size_t vl =
-				        mv(v2, (unsigned)t +
-				                       1000000u * (steps % 7));
+					mv(v2, (unsigned)t +
+						       1000000u * (steps % 7));
 				tu_put(txn, 0, k2, kl, v2, vl);
 				tu_model_put(m, k2, kl, v2, vl);
 			}
@@ -605,30 +605,30 @@ static void interleave(int with_dels)
 			tu_model_put(m, cur_key, cur_len, v2, vl);
 			v2[vl] = 0;
 			expect_at(mapkv_cursor_get(cur, &k, &v,
-			                           MAPKV_GET_CURRENT),
-			          k, v, cur_key, v2);
+						   MAPKV_GET_CURRENT),
+				  k, v, cur_key, v2);
 		}
 		const tu_entry *e = tu_model_ceil(m, cur_key, cur_len, 1);
 		rc = mapkv_cursor_get(cur, &k, &v, MAPKV_NEXT);
 		if (!e) {
 			tu_check(rc == MAPKV_NOTFOUND,
-			         "after %s, NEXT gave %d (%s) %s, expected "
-			         "the end",
-			         cur_key, rc, mapkv_strerror(rc),
-			         rc == 0 ? tu_fmt(k.data, k.size) : "-");
+				 "after %s, NEXT gave %d (%s) %s, expected "
+				 "the end",
+				 cur_key, rc, mapkv_strerror(rc),
+				 rc == 0 ? tu_fmt(k.data, k.size) : "-");
 			break;
 		}
 		tu_check(rc == 0 &&
-		                 tu_keycmp(k.data, k.size, e->key, e->klen) ==
-		                         0 &&
-		                 v.size == e->vlen &&
-		                 memcmp(v.data, e->val, v.size) == 0,
-		         "step %u: after %s, NEXT gave %d (%s) %s -> %s, "
-		         "expected %s -> %s",
-		         steps, cur_key, rc, mapkv_strerror(rc),
-		         rc == 0 ? tu_fmt(k.data, k.size) : "-",
-		         rc == 0 ? tu_fmt(v.data, v.size) : "-",
-		         tu_fmt(e->key, e->klen), tu_fmt(e->val, e->vlen));
+				 tu_keycmp(k.data, k.size, e->key, e->klen) ==
+					 0 &&
+				 v.size == e->vlen &&
+				 memcmp(v.data, e->val, v.size) == 0,
+			 "step %u: after %s, NEXT gave %d (%s) %s -> %s, "
+			 "expected %s -> %s",
+			 steps, cur_key, rc, mapkv_strerror(rc),
+			 rc == 0 ? tu_fmt(k.data, k.size) : "-",
+			 rc == 0 ? tu_fmt(v.data, v.size) : "-",
+			 tu_fmt(e->key, e->klen), tu_fmt(e->val, e->vlen));
 	}
 	mapkv_cursor_close(cur);
 	tu_verify_txn(txn, 0, m);
@@ -658,7 +658,7 @@ static void expect_cursor_dead(mapkv_cursor *cur)
 	ck_assert_rc(mapkv_cursor_get(cur, &k, &v, MAPKV_FIRST), MAPKV_BAD_TXN);
 	ck_assert_rc(mapkv_cursor_get(cur, &k, &v, MAPKV_NEXT), MAPKV_BAD_TXN);
 	ck_assert_rc(mapkv_cursor_get(cur, &k, &v, MAPKV_GET_CURRENT),
-	             MAPKV_BAD_TXN);
+		     MAPKV_BAD_TXN);
 	k.data = "k000001";
 	k.size = 7;
 	ck_assert_rc(mapkv_cursor_get(cur, &k, &v, MAPKV_SEEK), MAPKV_BAD_TXN);
@@ -744,15 +744,15 @@ START_TEST(test_get_current_returns_the_pair_under_the_cursor)
 	int i = 0;
 	while (rc == 0) {
 		ck_assert_rc(mapkv_cursor_get(cur, &k2, &v2, MAPKV_GET_CURRENT),
-		             0);
+			     0);
 		tu_check(k2.size == k.size &&
-		                 memcmp(k2.data, k.data, k.size) == 0 &&
-		                 v2.size == v.size &&
-		                 memcmp(v2.data, v.data, v.size) == 0,
-		         "GET_CURRENT gave %s, the last move gave %s",
-		         tu_fmt(k2.data, k2.size), tu_fmt(k.data, k.size));
+				 memcmp(k2.data, k.data, k.size) == 0 &&
+				 v2.size == v.size &&
+				 memcmp(v2.data, v.data, v.size) == 0,
+			 "GET_CURRENT gave %s, the last move gave %s",
+			 tu_fmt(k2.data, k2.size), tu_fmt(k.data, k.size));
 		rc = mapkv_cursor_get(cur, &k, &v,
-		                      (i++ % 3 == 2) ? MAPKV_PREV : MAPKV_NEXT);
+				      (i++ % 3 == 2) ? MAPKV_PREV : MAPKV_NEXT);
 		if (rc == 0 && i % 3 == 0)
 			rc = mapkv_cursor_get(cur, &k, &v, MAPKV_NEXT);
 	}
@@ -775,31 +775,31 @@ int main(void)
 	tcase_add_test(tc, test_cursor_ops_on_empty_tree_give_notfound);
 	tcase_add_test(tc, test_next_at_end_gives_notfound_and_cursor_stays);
 	tcase_add_test(tc,
-	               test_unpositioned_next_gives_first_and_prev_gives_last);
+		       test_unpositioned_next_gives_first_and_prev_gives_last);
 	tcase_add_test(tc, test_get_current_returns_the_pair_under_the_cursor);
 
 	tc = tu_tcase(s, "delete", 300);
 	tcase_add_test(
-	        tc,
-	        test_cursor_del_every_other_key_while_iterating_leaves_the_others);
+		tc,
+		test_cursor_del_every_other_key_while_iterating_leaves_the_others);
 	tcase_add_test(
-	        tc,
-	        test_after_cursor_del_next_returns_successor_and_prev_predecessor);
+		tc,
+		test_after_cursor_del_next_returns_successor_and_prev_predecessor);
 	tcase_add_test(
-	        tc,
-	        test_cursor_del_of_every_key_forward_and_backward_empties_tree);
+		tc,
+		test_cursor_del_of_every_key_forward_and_backward_empties_tree);
 	tcase_add_test(
-	        tc,
-	        test_cursor_del_in_read_txn_gives_readonly_and_unpositioned_notfound);
+		tc,
+		test_cursor_del_in_read_txn_gives_readonly_and_unpositioned_notfound);
 
 	tc = tu_tcase(s, "changes", 300);
 	tcase_add_test(
-	        tc,
-	        test_cursor_continues_from_its_key_after_puts_between_steps);
+		tc,
+		test_cursor_continues_from_its_key_after_puts_between_steps);
 	tcase_add_test(
-	        tc,
-	        test_cursor_continues_from_its_key_after_dels_of_other_keys);
+		tc,
+		test_cursor_continues_from_its_key_after_dels_of_other_keys);
 	tcase_add_test(tc,
-	               test_cursor_used_after_its_txn_ended_returns_bad_txn);
+		       test_cursor_used_after_its_txn_ended_returns_bad_txn);
 	return tu_run_suite(s);
 }

@@ -23,13 +23,13 @@ static mapkv_dbi open_dbi(mapkv_txn *txn, const char *name, unsigned flags)
 	mapkv_dbi dbi = 12345;
 	int rc = mapkv_dbi_open(txn, name, flags, &dbi);
 	tu_check(rc == 0, "dbi_open(\"%s\", %#x): %d (%s)", name ? name : "-",
-	         flags, rc, mapkv_strerror(rc));
+		 flags, rc, mapkv_strerror(rc));
 	return dbi;
 }
 
 /* Fill tree @dbi with @n keys "<prefix>NNNNNN" -> "<tag>-i". */
 static void fill(mapkv_txn *txn, mapkv_dbi dbi, tu_model *m, const char *prefix,
-                 const char *tag, int n)
+		 const char *tag, int n)
 {
 	char k[64], v[64];
 	for (int i = 0; i < n; i++) {
@@ -75,7 +75,7 @@ START_TEST(test_create_in_read_txn_gives_readonly)
 	mapkv_txn *txn = tu_begin(env, MAPKV_RDONLY);
 	mapkv_dbi d;
 	ck_assert_rc(mapkv_dbi_open(txn, "new", MAPKV_CREATE, &d),
-	             MAPKV_READONLY);
+		     MAPKV_READONLY);
 	mapkv_txn_abort(txn);
 	txn = tu_begin(env, MAPKV_RDONLY);
 	ck_assert_rc(mapkv_dbi_open(txn, "new", 0, &d), MAPKV_NOTFOUND);
@@ -154,9 +154,9 @@ START_TEST(test_dbi_list_gives_names_in_order_and_stops_early)
 	mapkv_txn_abort(txn);
 
 	static const char *create[] = {"b", "a",   "c",    "aa",
-	                               "B", "a b", "\x7f", "\xc3\xa9"};
+				       "B", "a b", "\x7f", "\xc3\xa9"};
 	static const char *want[] = {"B", "a", "a b",  "aa",
-	                             "b", "c", "\x7f", "\xc3\xa9"};
+				     "b", "c", "\x7f", "\xc3\xa9"};
 	txn = tu_begin(env, 0);
 	for (int i = 0; i < 8; i++)
 		open_dbi(txn, create[i], MAPKV_CREATE);
@@ -172,9 +172,9 @@ START_TEST(test_dbi_list_gives_names_in_order_and_stops_early)
 	ck_assert_int_eq(c.n, 8);
 	for (int i = 0; i < 8; i++)
 		ck_assert_msg(strcmp(c.list[i], want[i]) == 0,
-		              "name %d: expected %s, listed %s", i,
-		              tu_fmt(want[i], strlen(want[i])),
-		              tu_fmt(c.list[i], strlen(c.list[i])));
+			      "name %d: expected %s, listed %s", i,
+			      tu_fmt(want[i], strlen(want[i])),
+			      tu_fmt(c.list[i], strlen(c.list[i])));
 	memset(&c, 0, sizeof(c));
 	c.stop_after = 3;
 	ck_assert_int_eq(mapkv_dbi_list(txn, collect, &c), 7);
@@ -335,10 +335,10 @@ START_TEST(test_dropping_a_big_tree_frees_its_pages)
 	ck_assert_rc(mapkv_dbi_drop(txn, a, 1), 0);
 	tu_commit(txn);
 	tu_check(tu_env_info(env).pages_free > i1.pages_free,
-	         "pages_free %llu after dropping a tree of %d keys, %llu "
-	         "before",
-	         (unsigned long long)tu_env_info(env).pages_free, n,
-	         (unsigned long long)i1.pages_free);
+		 "pages_free %llu after dropping a tree of %d keys, %llu "
+		 "before",
+		 (unsigned long long)tu_env_info(env).pages_free, n,
+		 (unsigned long long)i1.pages_free);
 	for (int j = 0; j < 2; j++) { /* let the freed pages age */
 		txn = tu_begin(env, 0);
 		tu_put_str(txn, 0, "tick", j ? "1" : "0");
@@ -356,17 +356,17 @@ START_TEST(test_dropping_a_big_tree_frees_its_pages)
 	tu_commit(txn);
 	mapkv_envinfo i2 = tu_env_info(env);
 	tu_check(i2.pages_used <= i1.pages_used + 16 + i1.pages_used / 50,
-	         "re-filling the same amount in another tree after dropping "
-	         "the first raised pages used from %llu to %llu",
-	         (unsigned long long)i1.pages_used,
-	         (unsigned long long)i2.pages_used);
+		 "re-filling the same amount in another tree after dropping "
+		 "the first raised pages used from %llu to %llu",
+		 (unsigned long long)i1.pages_used,
+		 (unsigned long long)i2.pages_used);
 	tu_check(i2.file_size <= i1.file_size + i1.file_size / 4,
-	         "file grew from %llu to %llu bytes",
-	         (unsigned long long)i1.file_size,
-	         (unsigned long long)i2.file_size);
+		 "file grew from %llu to %llu bytes",
+		 (unsigned long long)i1.file_size,
+		 (unsigned long long)i2.file_size);
 	txn = tu_begin(env, MAPKV_RDONLY);
 	ck_assert_uint_eq(tu_stat(txn, b).entries,
-	                  (uint64_t)n + n / 1000 + (n % 1000 != 0));
+			  (uint64_t)n + n / 1000 + (n % 1000 != 0));
 	mapkv_txn_abort(txn);
 	mapkv_close(env);
 }
@@ -524,7 +524,7 @@ START_TEST(test_more_trees_than_max_dbs_gives_dbs_full)
 	}
 	mapkv_dbi d;
 	ck_assert_rc(mapkv_dbi_open(txn, "t4", MAPKV_CREATE, &d),
-	             MAPKV_DBS_FULL);
+		     MAPKV_DBS_FULL);
 	/* Opening one of the four again is fine. */
 	open_dbi(txn, "t2", 0);
 	mapkv_txn_abort(txn);
@@ -533,15 +533,15 @@ START_TEST(test_more_trees_than_max_dbs_gives_dbs_full)
 END_TEST
 
 static int open_new_in_reader(mapkv_txn *txn, void *ctx, char *err,
-                              size_t errlen)
+			      size_t errlen)
 {
 	mapkv_dbi d;
 	int rc = mapkv_dbi_open(txn, (const char *)ctx, 0, &d);
 	if (rc != MAPKV_NOTFOUND) {
 		snprintf(err, errlen,
-		         "a reader that began before tree \"%s\" was created "
-		         "opened it: %d (%s)",
-		         (const char *)ctx, rc, mapkv_strerror(rc));
+			 "a reader that began before tree \"%s\" was created "
+			 "opened it: %d (%s)",
+			 (const char *)ctx, rc, mapkv_strerror(rc));
 		return -1;
 	}
 	return 0;
@@ -570,7 +570,7 @@ int main(void)
 	Suite *s = suite_create("dbi");
 	TCase *tc = tu_tcase(s, "named", 300);
 	tcase_add_test(tc,
-	               test_create_then_open_and_missing_tree_gives_notfound);
+		       test_create_then_open_and_missing_tree_gives_notfound);
 	tcase_add_test(tc, test_create_in_read_txn_gives_readonly);
 	tcase_add_test(tc, test_same_keys_in_different_trees_are_independent);
 	tcase_add_test(tc, test_dbi_list_gives_names_in_order_and_stops_early);
@@ -580,7 +580,7 @@ int main(void)
 	tcase_add_test(tc, test_unknown_dbi_gives_bad_dbi);
 	tcase_add_test(tc, test_more_trees_than_max_dbs_gives_dbs_full);
 	tcase_add_test(tc,
-	               test_reader_does_not_see_trees_created_after_it_began);
+		       test_reader_does_not_see_trees_created_after_it_began);
 
 	tc = tu_tcase(s, "drop", 300);
 	tcase_add_test(tc, test_drop_with_del_0_empties_tree_and_keeps_it);

@@ -85,24 +85,24 @@ START_TEST(test_churn_of_10000_keys_keeps_file_bounded_and_stops_growing)
 	tu_verify_db(env, 0, m);
 
 	tu_check(size_max <= 4 * size0,
-	         "%llu updates of %d keys: the file reached %llu bytes, more "
-	         "than 4x the %llu bytes after the first load",
-	         (unsigned long long)updates, NKEYS,
-	         (unsigned long long)size_max, (unsigned long long)size0);
+		 "%llu updates of %d keys: the file reached %llu bytes, more "
+		 "than 4x the %llu bytes after the first load",
+		 (unsigned long long)updates, NKEYS,
+		 (unsigned long long)size_max, (unsigned long long)size0);
 	tu_check(pu_end <= 4 * pu0,
-	         "pages used %llu, more than 4x the %llu after the first load",
-	         (unsigned long long)pu_end, (unsigned long long)pu0);
+		 "pages used %llu, more than 4x the %llu after the first load",
+		 (unsigned long long)pu_end, (unsigned long long)pu0);
 	tu_check(pu_end <= pu_half + SLACK_PAGES,
-	         "still growing after warm-up: %llu pages used after %llu "
-	         "rounds, %llu after %llu",
-	         (unsigned long long)pu_half, (unsigned long long)rounds / 2,
-	         (unsigned long long)pu_end, (unsigned long long)rounds);
+		 "still growing after warm-up: %llu pages used after %llu "
+		 "rounds, %llu after %llu",
+		 (unsigned long long)pu_half, (unsigned long long)rounds / 2,
+		 (unsigned long long)pu_end, (unsigned long long)rounds);
 	tu_check(size_end <= size_half + SLACK_PAGES * PAGE ||
-	                 size_end <= size_half + size_half / 8,
-	         "file still growing after warm-up: %llu bytes after %llu "
-	         "rounds, %llu after %llu",
-	         (unsigned long long)size_half, (unsigned long long)rounds / 2,
-	         (unsigned long long)size_end, (unsigned long long)rounds);
+			 size_end <= size_half + size_half / 8,
+		 "file still growing after warm-up: %llu bytes after %llu "
+		 "rounds, %llu after %llu",
+		 (unsigned long long)size_half, (unsigned long long)rounds / 2,
+		 (unsigned long long)size_end, (unsigned long long)rounds);
 	mapkv_close(env);
 	tu_model_free(m);
 }
@@ -125,7 +125,7 @@ START_TEST(test_reader_held_open_pins_pages_and_growth_stops_after_it_ends)
 	tu_reader_verify(rd, 0, snap);
 	uint64_t pu_held = pages_used(env);
 	ck_assert_uint_eq(tu_env_info(env).oldest_reader_txnid,
-	                  tu_reader_txnid(rd));
+			  tu_reader_txnid(rd));
 	tu_reader_stop(rd);
 	ck_assert_uint_eq(tu_env_info(env).num_readers, 0);
 
@@ -135,11 +135,11 @@ START_TEST(test_reader_held_open_pins_pages_and_growth_stops_after_it_ends)
 	uint64_t pu_end = pages_used(env);
 	tu_verify_db(env, 0, m);
 	tu_check(pu_end <= pu_mid + SLACK_PAGES,
-	         "after the reader ended the file keeps growing: %llu pages "
-	         "used then %llu (%llu before the reader, %llu while it "
-	         "held)",
-	         (unsigned long long)pu_mid, (unsigned long long)pu_end,
-	         (unsigned long long)pu_before, (unsigned long long)pu_held);
+		 "after the reader ended the file keeps growing: %llu pages "
+		 "used then %llu (%llu before the reader, %llu while it "
+		 "held)",
+		 (unsigned long long)pu_mid, (unsigned long long)pu_end,
+		 (unsigned long long)pu_before, (unsigned long long)pu_held);
 	mapkv_close(env);
 	tu_model_free(m);
 	tu_model_free(snap);
@@ -179,14 +179,14 @@ START_TEST(test_delete_all_and_reinsert_stays_under_previous_high_mark)
 		churn(env, m, &r, 5);
 		uint64_t pu = pages_used(env);
 		tu_check(pu <= high + SLACK_PAGES + high / 20,
-		         "cycle %d: delete all + reinsert raised pages used "
-		         "from %llu to %llu",
-		         cycle, (unsigned long long)high,
-		         (unsigned long long)pu);
+			 "cycle %d: delete all + reinsert raised pages used "
+			 "from %llu to %llu",
+			 cycle, (unsigned long long)high,
+			 (unsigned long long)pu);
 		uint64_t sz = tu_file_size(path);
 		tu_check(sz <= size_high + size_high / 4,
-		         "cycle %d: file grew from %llu to %llu bytes", cycle,
-		         (unsigned long long)size_high, (unsigned long long)sz);
+			 "cycle %d: file grew from %llu to %llu bytes", cycle,
+			 (unsigned long long)size_high, (unsigned long long)sz);
 	}
 	tu_verify_db(env, 0, m);
 	mapkv_close(env);
@@ -213,20 +213,20 @@ START_TEST(test_pages_free_counts_pages_freed_by_deletes)
 	mapkv_envinfo info = tu_env_info(env);
 	/* ~300 leaf pages held the keys; most of them are gone now. */
 	tu_check(info.pages_free > 0,
-	         "deleted 90%% of %d keys but pages_free is 0 (pages used "
-	         "%llu, %llu before)",
-	         NKEYS, (unsigned long long)info.pages_used,
-	         (unsigned long long)before.pages_used);
+		 "deleted 90%% of %d keys but pages_free is 0 (pages used "
+		 "%llu, %llu before)",
+		 NKEYS, (unsigned long long)info.pages_used,
+		 (unsigned long long)before.pages_used);
 	tu_check(info.pages_free >= 100,
-	         "deleted 90%% of %d keys (~300 leaf pages) but only %llu "
-	         "pages are free",
-	         NKEYS, (unsigned long long)info.pages_free);
+		 "deleted 90%% of %d keys (~300 leaf pages) but only %llu "
+		 "pages are free",
+		 NKEYS, (unsigned long long)info.pages_free);
 	tu_check(info.pages_free < info.pages_used &&
-	                 info.pages_used * info.page_size <= info.file_size,
-	         "pages_free %llu, pages_used %llu, file_size %llu",
-	         (unsigned long long)info.pages_free,
-	         (unsigned long long)info.pages_used,
-	         (unsigned long long)info.file_size);
+			 info.pages_used * info.page_size <= info.file_size,
+		 "pages_free %llu, pages_used %llu, file_size %llu",
+		 (unsigned long long)info.pages_free,
+		 (unsigned long long)info.pages_used,
+		 (unsigned long long)info.file_size);
 	tu_verify_db(env, 0, m);
 	mapkv_close(env);
 	tu_model_free(m);
@@ -263,20 +263,20 @@ START_TEST(test_overflow_value_churn_reuses_freed_page_runs)
 		ck_assert_rc(tu_get_rc(txn, 0, k, strlen(k), &out), 0);
 		ck_assert_uint_eq(out.size, vsize);
 		tu_check(tu_check_bytes(out.data, vsize,
-		                        (rounds - 1) * 10 + (uint64_t)i) ==
-		                 (size_t)-1,
-		         "value %s differs", k);
+					(rounds - 1) * 10 + (uint64_t)i) ==
+				 (size_t)-1,
+			 "value %s differs", k);
 	}
 	mapkv_txn_abort(txn);
 	tu_check(pu_end <= 4 * pu_first,
-	         "replacing 10 values of %zu bytes %llu times: %llu pages "
-	         "used, more than 4x the %llu after the first commit",
-	         vsize, (unsigned long long)rounds, (unsigned long long)pu_end,
-	         (unsigned long long)pu_first);
+		 "replacing 10 values of %zu bytes %llu times: %llu pages "
+		 "used, more than 4x the %llu after the first commit",
+		 vsize, (unsigned long long)rounds, (unsigned long long)pu_end,
+		 (unsigned long long)pu_first);
 	tu_check(pu_end <= pu_half + 2 * 25 + SLACK_PAGES,
-	         "still growing after warm-up: %llu pages used at half time, "
-	         "%llu at the end",
-	         (unsigned long long)pu_half, (unsigned long long)pu_end);
+		 "still growing after warm-up: %llu pages used at half time, "
+		 "%llu at the end",
+		 (unsigned long long)pu_half, (unsigned long long)pu_end);
 	mapkv_close(env);
 	free(v);
 }
@@ -287,14 +287,14 @@ int main(void)
 	Suite *s = suite_create("freelist");
 	TCase *tc = tu_tcase(s, "reuse", 600);
 	tcase_add_test(
-	        tc,
-	        test_churn_of_10000_keys_keeps_file_bounded_and_stops_growing);
+		tc,
+		test_churn_of_10000_keys_keeps_file_bounded_and_stops_growing);
 	tcase_add_test(
-	        tc,
-	        test_reader_held_open_pins_pages_and_growth_stops_after_it_ends);
+		tc,
+		test_reader_held_open_pins_pages_and_growth_stops_after_it_ends);
 	tcase_add_test(
-	        tc,
-	        test_delete_all_and_reinsert_stays_under_previous_high_mark);
+		tc,
+		test_delete_all_and_reinsert_stays_under_previous_high_mark);
 	tcase_add_test(tc, test_pages_free_counts_pages_freed_by_deletes);
 	tcase_add_test(tc, test_overflow_value_churn_reuses_freed_page_runs);
 	return tu_run_suite(s);

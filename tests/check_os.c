@@ -56,14 +56,14 @@ static os_file *open_new(os_vfs *vfs, const char *name)
 	tpath(path, name);
 	unlink(path);
 	ck_assert_int_eq(
-	        vfs->open(vfs, path, OS_OPEN_CREATE, 0644, &f, &created), 0);
+		vfs->open(vfs, path, OS_OPEN_CREATE, 0644, &f, &created), 0);
 	ck_assert_ptr_nonnull(f);
 	ck_assert_int_eq(created, 1);
 	return f;
 }
 
 static void write_all(os_vfs *vfs, os_file *f, const void *buf, size_t n,
-                      uint64_t off)
+		      uint64_t off)
 {
 	os_iov iov = {buf, n};
 
@@ -84,7 +84,7 @@ START_TEST(test_open_create_reports_created_then_existing)
 	tpath(path, "create.db");
 	unlink(path);
 	ck_assert_int_eq(
-	        vfs->open(vfs, path, OS_OPEN_CREATE, 0600, &f, &created), 0);
+		vfs->open(vfs, path, OS_OPEN_CREATE, 0600, &f, &created), 0);
 	ck_assert_int_eq(created, 1);
 	ck_assert_int_eq(stat(path, &st), 0);
 	ck_assert_int_eq(st.st_mode & 0777 & ~0600, 0); /* mode honoured */
@@ -93,14 +93,14 @@ START_TEST(test_open_create_reports_created_then_existing)
 	/* A second open, with CREATE again, sees the file exists. */
 	created = -1;
 	ck_assert_int_eq(
-	        vfs->open(vfs, path, OS_OPEN_CREATE, 0600, &g, &created), 0);
+		vfs->open(vfs, path, OS_OPEN_CREATE, 0600, &g, &created), 0);
 	ck_assert_int_eq(created, 0);
 	vfs->close(g);
 
 	/* And without CREATE, read-only. */
 	created = -1;
 	ck_assert_int_eq(vfs->open(vfs, path, OS_OPEN_RDONLY, 0, &g, &created),
-	                 0);
+			 0);
 	ck_assert_int_eq(created, 0);
 	vfs->close(g);
 	vfs->close(f);
@@ -125,8 +125,8 @@ START_TEST(test_open_missing_without_create_is_io_enoent)
 	tpath(path, "no-such-dir/x.db");
 	errno = 0;
 	ck_assert_int_eq(
-	        vfs->open(vfs, path, OS_OPEN_CREATE, 0644, &f, &created),
-	        MAPKV_IO);
+		vfs->open(vfs, path, OS_OPEN_CREATE, 0644, &f, &created),
+		MAPKV_IO);
 	ck_assert_int_eq(errno, ENOENT);
 }
 END_TEST
@@ -138,7 +138,7 @@ START_TEST(test_open_directory_is_io_eisdir)
 
 	errno = 0;
 	ck_assert_int_eq(vfs->open(vfs, tmp_dir, OS_OPEN_RDONLY, 0, &f, NULL),
-	                 MAPKV_IO);
+			 MAPKV_IO);
 	ck_assert_int_eq(errno, EISDIR);
 	ck_assert_int_eq(vfs->open(vfs, tmp_dir, 0, 0, &f, NULL), MAPKV_IO);
 	ck_assert_int_eq(errno, EISDIR);
@@ -152,8 +152,8 @@ START_TEST(test_open_rejects_unknown_flags)
 	os_file *f = NULL;
 
 	ck_assert_int_eq(
-	        vfs->open(vfs, tpath(path, "flags.db"), 0x100, 0644, &f, NULL),
-	        MAPKV_INVALID);
+		vfs->open(vfs, tpath(path, "flags.db"), 0x100, 0644, &f, NULL),
+		MAPKV_INVALID);
 }
 END_TEST
 
@@ -308,8 +308,8 @@ START_TEST(test_write_on_rdonly_handle_is_io_with_errno)
 
 	vfs->close(f);
 	ck_assert_int_eq(vfs->open(vfs, tpath(path, "ro.db"), OS_OPEN_RDONLY, 0,
-	                           &r, NULL),
-	                 0);
+				   &r, NULL),
+			 0);
 	errno = 0;
 	ck_assert_int_eq(vfs->write(r, &iov, 1, 0), MAPKV_IO);
 	ck_assert_int_eq(errno, EBADF);
@@ -387,7 +387,7 @@ START_TEST(test_sync_and_sync_dir_succeed)
 	/* A parent that does not exist is reported. */
 	errno = 0;
 	ck_assert_int_eq(vfs->sync_dir(vfs, tpath(path, "nodir/x.db")),
-	                 MAPKV_IO);
+			 MAPKV_IO);
 	ck_assert_int_eq(errno, ENOENT);
 	vfs->close(f);
 }
@@ -440,7 +440,7 @@ START_TEST(test_map_extend_keeps_base_and_shows_later_writes)
 	ck_assert_int_eq(vfs->map_extend(f, base, 2 * g, 64 * g), 0);
 	for (unsigned i = 0; i < 64; i++)
 		ck_assert_msg(page_is(m + (size_t)i * g, g, i),
-		              "page %u wrong after map_extend", i);
+			      "page %u wrong after map_extend", i);
 
 	/* The shared map follows later writes to already-mapped pages. */
 	fill_page(page, g, 99);
@@ -568,7 +568,7 @@ START_TEST(test_writer_lock_conflicts_between_handles_in_one_process)
 	char path[PATH_MAX];
 
 	ck_assert_int_eq(
-	        vfs->open(vfs, tpath(path, "lock1.db"), 0, 0, &b, NULL), 0);
+		vfs->open(vfs, tpath(path, "lock1.db"), 0, 0, &b, NULL), 0);
 	ck_assert_int_eq(vfs->lock(a, OS_LOCK_WRITER, 0), 0);
 	ck_assert_int_eq(vfs->lock(b, OS_LOCK_WRITER, 0), MAPKV_BUSY);
 	ck_assert_int_eq(vfs->unlock(a, OS_LOCK_WRITER), 0);
@@ -615,7 +615,7 @@ static pid_t child_holding_lock(os_vfs *vfs, const char *path, int hold_ms)
 			_exit(22);
 		if (hold_ms > 0) {
 			struct timespec ts = {hold_ms / 1000,
-			                      (hold_ms % 1000) * 1000000L};
+					      (hold_ms % 1000) * 1000000L};
 
 			nanosleep(&ts, NULL);
 			_exit(0);
@@ -790,7 +790,7 @@ END_TEST
 /* ----------------------------------------------------------------- main */
 
 static int rm_entry(const char *path, const struct stat *st, int type,
-                    struct FTW *ftw)
+		    struct FTW *ftw)
 {
 	(void)st;
 	(void)type;
@@ -819,9 +819,9 @@ static Suite *os_suite(void)
 	tcase_add_test(tc, test_map_beyond_reservation_is_full);
 	tcase_add_test(tc, test_map_empty_file_then_extend_and_remap);
 	tcase_add_test(tc,
-	               test_map_is_read_only_store_kills_child_with_sigsegv);
+		       test_map_is_read_only_store_kills_child_with_sigsegv);
 	tcase_add_test(
-	        tc, test_writer_lock_conflicts_between_handles_in_one_process);
+		tc, test_writer_lock_conflicts_between_handles_in_one_process);
 	tcase_add_test(tc, test_writer_lock_of_killed_process_is_released);
 	tcase_add_test(tc, test_writer_lock_wait_blocks_until_holder_releases);
 	tcase_add_test(tc, test_unlock_without_lock_and_bad_kind_are_invalid);

@@ -20,7 +20,7 @@
 #include "testutil.h"
 
 int env_open_vfs(mapkv_env **out, const char *path, const mapkv_options *opts,
-                 os_vfs *vfs);
+		 os_vfs *vfs);
 
 /* Commit one key/value pair of C strings. */
 static void put1(mapkv_env *env, const char *k, const char *v)
@@ -66,7 +66,7 @@ START_TEST(test_meta_round_trip_and_little_endian_layout)
 	ck_assert_uint_eq(buf[23], 0x01);
 	ck_assert_uint_eq(pg_ld32(buf + 32), 17);
 	ck_assert_uint_eq(pg_ld32(buf + MK_META_SIZE),
-	                  ck_crc32c(0, buf, MK_META_SIZE));
+			  ck_crc32c(0, buf, MK_META_SIZE));
 	for (unsigned i = MK_META_RUNS; i < 4096; i++)
 		ck_assert_uint_eq(buf[i], 0);
 	ck_assert_int_eq(pg_meta_decode(buf, sizeof(buf), &d), 0);
@@ -85,7 +85,7 @@ START_TEST(test_meta_any_flipped_bit_is_rejected)
 		buf[i / 8] ^= (uint8_t)(1u << (i % 8));
 		int rc = pg_meta_decode(buf, sizeof(buf), &d);
 		ck_assert_msg(rc == MAPKV_CORRUPT, "bit %u accepted (rc %d)", i,
-		              rc);
+			      rc);
 		buf[i / 8] ^= (uint8_t)(1u << (i % 8));
 	}
 }
@@ -98,7 +98,7 @@ START_TEST(test_meta_other_version_is_version_mismatch)
 	m.version = MK_FORMAT_VERSION + 1;
 	pg_meta_encode(buf, 4096, &m, NULL);
 	ck_assert_int_eq(pg_meta_decode(buf, sizeof(buf), &d),
-	                 MAPKV_VERSION_MISMATCH);
+			 MAPKV_VERSION_MISMATCH);
 }
 END_TEST
 
@@ -141,7 +141,7 @@ START_TEST(test_page_init_and_check)
 	ck_assert(!pg_check_hdr(p, 42, MK_P_BRANCH, 4096));
 	/* A hand-made leaf node: flags, ksize, vsize, key, value. */
 	uint8_t node[16] = {0,   0,   3,   0,   5,   0,   0,   0,
-	                    'a', 'b', 'c', 'h', 'e', 'l', 'l', 'o'};
+			    'a', 'b', 'c', 'h', 'e', 'l', 'l', 'o'};
 	pg_st16(p + 10, 4096 - 16);
 	memcpy(p + 4096 - 16, node, 16);
 	pg_st16(p + 6, 1);
@@ -315,7 +315,7 @@ START_TEST(test_failed_creation_leaves_a_file_that_opens_empty)
 		fail_write_at = 0;
 		torn_bytes = torn[t];
 		ck_assert_int_eq(env_open_vfs(&env, path, NULL, &test_vfs),
-		                 MAPKV_IO);
+				 MAPKV_IO);
 		struct stat st;
 		ck_assert_int_eq(stat(path, &st), 0);
 		ck_assert_int_eq(mapkv_open(&env, path, NULL), 0);
@@ -411,7 +411,7 @@ int main(void)
 	tcase_add_test(tc, test_page_init_and_check);
 	tcase_add_test(tc, test_key_order_is_memcmp_then_length);
 	tcase_add_test(tc,
-	               test_open_other_format_version_gives_version_mismatch);
+		       test_open_other_format_version_gives_version_mismatch);
 	tcase_add_test(tc, test_file_with_larger_page_size_opens_and_reads);
 	tcase_add_test(tc, test_failed_creation_leaves_a_file_that_opens_empty);
 	tcase_add_test(tc, test_failed_commit_write_keeps_last_commit);

@@ -213,7 +213,8 @@ static void crash_images(void)
 		memcpy(img, durable, durable_size);
 		/* k = 0: nothing since the barrier reached the disk; k = 1:
 		 * everything did; later ones: a random subset, some torn. */
-		if (have_pend_size && (k == 1 || (k > 1 && tu_rng_below(&rng, 2)))) {
+		if (have_pend_size &&
+		    (k == 1 || (k > 1 && tu_rng_below(&rng, 2)))) {
 			if (pend_size < size)
 				memset(img + pend_size, 0, size - pend_size);
 			size = pend_size;
@@ -224,15 +225,16 @@ static void crash_images(void)
 				uint64_t r = tu_rng_below(&rng, 4);
 				if (r == 0)
 					continue; /* lost */
-				if (r == 1) /* torn after some sectors */
-					len = 512 * tu_rng_below(&rng,
-								 len / 512 + 1);
+				if (r == 1)       /* torn after some sectors */
+					len = 512 *
+					      tu_rng_below(&rng, len / 512 + 1);
 				if (r == 2 && len > 512) {
 					/* One sector inside kept its old
 					 * content. */
-					uint64_t o = pend[i].off +
-						     512 * tu_rng_below(&rng,
-									len / 512);
+					uint64_t o =
+						pend[i].off +
+						512 * tu_rng_below(&rng,
+								   len / 512);
 					apply(img, &size, &pend[i], len);
 					for (uint64_t b = o; b < o + 512; b++)
 						img[b] = b < durable_size
@@ -294,7 +296,7 @@ static void run(uint64_t seed, int commits, int every, int per_barrier)
 		inflight = tu_model_clone(committed);
 		mapkv_txn *txn = tu_begin(env, 0);
 		uint64_t kind = tu_rng_below(&rng, 20);
-		int ops = kind == 0	  ? 1500 /* a large commit */
+		int ops = kind == 0  ? 1500 /* a large commit */
 			  : kind < 4 ? 60
 				     : 1 + (int)tu_rng_below(&rng, 6);
 		for (int i = 0; i < ops; i++) {

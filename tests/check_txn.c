@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 static tu_model *put_n(mapkv_env *env, tu_model *m, const char *prefix,
-                       int from, int to)
+		       int from, int to)
 {
 	char k[64], v[64];
 	mapkv_txn *txn = tu_begin(env, 0);
@@ -49,10 +49,10 @@ START_TEST(test_abort_discards_puts_and_dels)
 	}
 	for (int i = 1; i < 2000; i += 3) /* replacements */
 		tu_put_str(txn, 0, (snprintf(k, sizeof(k), "k%06d", i), k),
-		           "changed");
+			   "changed");
 	for (int i = 0; i < 3000; i++) /* inserts */
 		tu_put_str(txn, 0, (snprintf(k, sizeof(k), "new%06d", i), k),
-		           "x");
+			   "x");
 	static unsigned char big[100000];
 	tu_put(txn, 0, "big", 3, big, sizeof(big));
 	/* The writer sees its changes... */
@@ -91,7 +91,7 @@ static int probe_take(mapkv_txn *txn, void *ctx, char *err, size_t errlen)
 	int rc = mapkv_get(txn, 0, &k, &v);
 	if (rc || v.size > sizeof(p->copy)) {
 		snprintf(err, errlen, "get %s: %d (%s) size %zu", p->key, rc,
-		         mapkv_strerror(rc), rc ? 0 : v.size);
+			 mapkv_strerror(rc), rc ? 0 : v.size);
 		return -1;
 	}
 	p->ptr = v.data;
@@ -108,9 +108,9 @@ static int probe_same(mapkv_txn *txn, void *ctx, char *err, size_t errlen)
 	 * of the read transaction, whatever the writer does. */
 	if (memcmp(p->ptr, p->copy, p->size) != 0) {
 		snprintf(err, errlen,
-		         "value of %s changed under the reader: was %s, now %s",
-		         p->key, tu_fmt(p->copy, p->size),
-		         tu_fmt(p->ptr, p->size));
+			 "value of %s changed under the reader: was %s, now %s",
+			 p->key, tu_fmt(p->copy, p->size),
+			 tu_fmt(p->ptr, p->size));
 		return -1;
 	}
 	return 0;
@@ -139,7 +139,7 @@ START_TEST(test_reader_keeps_snapshot_across_100_commits)
 		 * reader can see them. */
 		for (int i = 0; i < 1000; i++) {
 			snprintf(k, sizeof(k), "k%06d",
-			         (int)tu_rng_below(&rng, 3000));
+				 (int)tu_rng_below(&rng, 3000));
 			snprintf(v, sizeof(v), "commit-%d-%d", c, i);
 			tu_put_str(txn, 0, k, v);
 			tu_model_put(m, k, strlen(k), v, strlen(v));
@@ -181,13 +181,13 @@ START_TEST(test_writes_in_read_txn_give_readonly)
 	tu_model *m = put_n(env, tu_model_new(), "k", 0, 10);
 	mapkv_txn *txn = tu_begin(env, MAPKV_RDONLY);
 	ck_assert_rc(tu_put_rc(txn, 0, "k000001", 7, "x", 1, 0),
-	             MAPKV_READONLY);
+		     MAPKV_READONLY);
 	ck_assert_rc(tu_put_rc(txn, 0, "new", 3, "x", 1, 0), MAPKV_READONLY);
 	ck_assert_rc(tu_del_rc(txn, 0, "k000001", 7), MAPKV_READONLY);
 	ck_assert_rc(mapkv_dbi_drop(txn, 0, 0), MAPKV_READONLY);
 	mapkv_dbi dbi;
 	ck_assert_rc(mapkv_dbi_open(txn, "t", MAPKV_CREATE, &dbi),
-	             MAPKV_READONLY);
+		     MAPKV_READONLY);
 	/* The transaction still reads. */
 	tu_verify_txn(txn, 0, m);
 	mapkv_txn_abort(txn);
@@ -218,8 +218,8 @@ static void *writer2_main(void *arg)
 	mapkv_val k = {"x", 1}, v;
 	int rc = mapkv_get(txn, 0, &k, &v);
 	w->saw_x = rc == 0 && v.size == 5 && memcmp(v.data, "fromA", 5) == 0 ? 1
-	           : rc == MAPKV_NOTFOUND                                    ? 0
-	                                  : -1;
+		   : rc == MAPKV_NOTFOUND                                    ? 0
+					  : -1;
 	mapkv_val y = {"y", 1}, yv = {"fromB", 5};
 	rc = mapkv_put(txn, 0, &y, &yv, 0);
 	if (rc) {
@@ -245,9 +245,9 @@ static void second_writer_blocks(int a_commits)
 	 * only gives a wrong implementation the time to show itself. */
 	usleep(300 * 1000);
 	ck_assert_msg(atomic_load(&w.begun) == 0,
-	              "a second write transaction began (rc %d) while the "
-	              "first was still open",
-	              w.begin_rc);
+		      "a second write transaction began (rc %d) while the "
+		      "first was still open",
+		      w.begin_rc);
 	tu_put_str(a, 0, "x", "fromA");
 	usleep(50 * 1000);
 	ck_assert_int_eq(atomic_load(&w.begun), 0);
@@ -369,8 +369,8 @@ static int check_snapshot(mapkv_txn *txn, long c, char *err, size_t errlen)
 		if (c < 0) {
 			if (rc != MAPKV_NOTFOUND) {
 				snprintf(err, errlen,
-				         "no counter yet but %s gives %d", k,
-				         rc);
+					 "no counter yet but %s gives %d", k,
+					 rc);
 				return -1;
 			}
 			continue;
@@ -379,10 +379,10 @@ static int check_snapshot(mapkv_txn *txn, long c, char *err, size_t errlen)
 		if (rc || v.size != strlen(want) ||
 		    memcmp(v.data, want, v.size) != 0) {
 			snprintf(err, errlen,
-			         "counter %ld but %s gives rc %d value %s "
-			         "(want %s): not one snapshot",
-			         c, k, rc, rc ? "-" : tu_fmt(v.data, v.size),
-			         want);
+				 "counter %ld but %s gives rc %d value %s "
+				 "(want %s): not one snapshot",
+				 c, k, rc, rc ? "-" : tu_fmt(v.data, v.size),
+				 want);
 			return -1;
 		}
 	}
@@ -395,8 +395,8 @@ static int check_snapshot(mapkv_txn *txn, long c, char *err, size_t errlen)
 		int want_present = i <= c && i > c - 5;
 		if (rc != (want_present ? 0 : MAPKV_NOTFOUND)) {
 			snprintf(err, errlen,
-			         "counter %ld: %s gives %d, expected %s", c, k,
-			         rc, want_present ? "present" : "absent");
+				 "counter %ld: %s gives %d, expected %s", c, k,
+				 rc, want_present ? "present" : "absent");
 			return -1;
 		}
 	}
@@ -413,7 +413,7 @@ static void *reader_main(void *arg)
 		int rc = mapkv_txn_begin(r->env, MAPKV_RDONLY, &txn);
 		if (rc) {
 			snprintf(r->err, sizeof(r->err), "reader %d: begin %d",
-			         r->id, rc);
+				 r->id, rc);
 			return NULL;
 		}
 		uint64_t id = mapkv_txn_id(txn);
@@ -421,22 +421,22 @@ static void *reader_main(void *arg)
 		char e[400];
 		if (id < last_id) {
 			snprintf(r->err, sizeof(r->err),
-			         "reader %d: txn id went back from %llu to "
-			         "%llu",
-			         r->id, (unsigned long long)last_id,
-			         (unsigned long long)id);
+				 "reader %d: txn id went back from %llu to "
+				 "%llu",
+				 r->id, (unsigned long long)last_id,
+				 (unsigned long long)id);
 			mapkv_txn_abort(txn);
 			return NULL;
 		}
 		rc = read_counter(txn, &c);
 		if (rc == 0 && c < last_c) {
 			snprintf(r->err, sizeof(r->err),
-			         "reader %d: counter went back from %ld to %ld",
-			         r->id, last_c, c);
+				 "reader %d: counter went back from %ld to %ld",
+				 r->id, last_c, c);
 			rc = -1;
 		} else if (rc == 0 && check_snapshot(txn, c, e, sizeof(e))) {
 			snprintf(r->err, sizeof(r->err), "reader %d: %s", r->id,
-			         e);
+				 e);
 			rc = -1;
 		} else if (rc == 0) {
 			sched_yield();
@@ -444,25 +444,25 @@ static void *reader_main(void *arg)
 			rc = read_counter(txn, &c2);
 			if (rc == 0 && c2 != c) {
 				snprintf(r->err, sizeof(r->err),
-				         "reader %d: counter %ld then %ld in "
-				         "one txn",
-				         r->id, c, c2);
+					 "reader %d: counter %ld then %ld in "
+					 "one txn",
+					 r->id, c, c2);
 				rc = -1;
 			} else if (rc == 0 &&
-			           check_snapshot(txn, c, e, sizeof(e))) {
+				   check_snapshot(txn, c, e, sizeof(e))) {
 				snprintf(r->err, sizeof(r->err),
-				         "reader %d (second read): %s", r->id,
-				         e);
+					 "reader %d (second read): %s", r->id,
+					 e);
 				rc = -1;
 			}
 			if (rc == 0 && mapkv_txn_id(txn) != id) {
 				snprintf(r->err, sizeof(r->err),
-				         "reader %d: txn id changed", r->id);
+					 "reader %d: txn id changed", r->id);
 				rc = -1;
 			}
 		} else {
 			snprintf(r->err, sizeof(r->err),
-			         "reader %d: get counter %d", r->id, rc);
+				 "reader %d: get counter %d", r->id, rc);
 		}
 		mapkv_txn_abort(txn);
 		if (rc)
@@ -491,7 +491,7 @@ START_TEST(test_4_readers_see_repeatable_snapshots_while_writer_commits)
 		rc[i].id = i;
 		rc[i].max_counter = -1;
 		ck_assert_int_eq(
-		        pthread_create(&th[i], NULL, reader_main, &rc[i]), 0);
+			pthread_create(&th[i], NULL, reader_main, &rc[i]), 0);
 	}
 	char k[32], v[64];
 	uint64_t last_id = 0;
@@ -544,7 +544,7 @@ START_TEST(test_aborted_txn_values_are_gone_after_reopen)
 	memset(big, 'B', sizeof(big));
 	for (int i = 0; i < 5000; i++)
 		tu_put_str(txn, 0, (snprintf(k, sizeof(k), "a%06d", i), k),
-		           "aborted");
+			   "aborted");
 	tu_put(txn, 0, "abig", 4, big, sizeof(big));
 	ck_assert_rc(tu_del_rc(txn, 0, "c000010", 7), 0);
 	mapkv_txn_abort(txn);
@@ -569,7 +569,7 @@ START_TEST(test_committed_data_persists_across_close_and_reopen)
 		for (int i = 0; i < 500; i++) {
 			size_t kl = tu_rng_range(&r, 1, 40);
 			size_t vl = tu_rng_below(&r, 20) ? tu_rng_below(&r, 200)
-			                                 : 3000;
+							 : 3000;
 			tu_fill_bytes(k, kl, tu_rng_below(&r, 5000));
 			tu_fill_bytes(v, vl, tu_rng_next(&r));
 			tu_put(txn, 0, k, kl, v, vl);
@@ -626,14 +626,14 @@ START_TEST(test_max_size_reached_gives_full_and_abort_keeps_committed_data)
 		rc = tu_put_rc(txn, 0, k, strlen(k), v, sizeof(v), 0);
 	}
 	tu_check(rc == MAPKV_FULL,
-	         "putting %d x 4000 bytes into a 1 MiB database ended with %d "
-	         "(%s), expected MAPKV_FULL",
-	         i, rc, mapkv_strerror(rc));
+		 "putting %d x 4000 bytes into a 1 MiB database ended with %d "
+		 "(%s), expected MAPKV_FULL",
+		 i, rc, mapkv_strerror(rc));
 	mapkv_txn_abort(txn);
 	tu_check(tu_file_size(tu_path("db")) <= max,
-	         "file grew to %llu bytes, past max_size %llu",
-	         (unsigned long long)tu_file_size(tu_path("db")),
-	         (unsigned long long)max);
+		 "file grew to %llu bytes, past max_size %llu",
+		 (unsigned long long)tu_file_size(tu_path("db")),
+		 (unsigned long long)max);
 
 	/* Nothing committed is lost, and the environment still works. */
 	tu_verify_db(env, 0, m);
@@ -645,7 +645,7 @@ START_TEST(test_max_size_reached_gives_full_and_abort_keeps_committed_data)
 	unsigned char *huge = calloc(1, 2u << 20);
 	ck_assert_ptr_nonnull(huge);
 	ck_assert_rc(tu_put_rc(txn, 0, "huge", 4, huge, 2u << 20, 0),
-	             MAPKV_FULL);
+		     MAPKV_FULL);
 	free(huge);
 	mapkv_txn_abort(txn);
 	put_n(env, m, "after2", 0, 5);
@@ -779,31 +779,31 @@ int main(void)
 	tcase_add_test(tc, test_reader_keeps_snapshot_across_100_commits);
 	tcase_add_test(tc, test_writes_in_read_txn_give_readonly);
 	tcase_add_test(tc,
-	               test_txn_ids_and_reader_info_track_commits_and_readers);
+		       test_txn_ids_and_reader_info_track_commits_and_readers);
 
 	tc = tu_tcase(s, "concurrency", 300);
 	tcase_add_test(tc, test_second_writer_blocks_until_first_commits);
 	tcase_add_test(tc, test_second_writer_blocks_until_first_aborts);
 	tcase_add_test(
-	        tc,
-	        test_try_gives_busy_while_writer_holds_and_readers_never_wait);
+		tc,
+		test_try_gives_busy_while_writer_holds_and_readers_never_wait);
 	tcase_add_test(
-	        tc,
-	        test_4_readers_see_repeatable_snapshots_while_writer_commits);
+		tc,
+		test_4_readers_see_repeatable_snapshots_while_writer_commits);
 	tcase_add_test(tc, test_readers_full_when_every_slot_is_in_use);
 
 	tc = tu_tcase(s, "durability", 300);
 	tcase_add_test(tc, test_aborted_txn_values_are_gone_after_reopen);
 	tcase_add_test(tc,
-	               test_committed_data_persists_across_close_and_reopen);
+		       test_committed_data_persists_across_close_and_reopen);
 	tcase_add_test(tc, test_rdonly_env_refuses_write_txns_with_readonly);
 	tcase_add_test(tc, test_nosync_commits_survive_close_and_sync_succeeds);
 
 	tc = tu_tcase(s, "limits", 300);
 	tcase_add_test(
-	        tc,
-	        test_max_size_reached_gives_full_and_abort_keeps_committed_data);
+		tc,
+		test_max_size_reached_gives_full_and_abort_keeps_committed_data);
 	tcase_add_test(tc,
-	               test_failed_txn_only_aborts_and_commit_gives_bad_txn);
+		       test_failed_txn_only_aborts_and_commit_gives_bad_txn);
 	return tu_run_suite(s);
 }

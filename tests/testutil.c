@@ -62,7 +62,7 @@ static void tu_test_setup(void)
 {
 	snprintf(tu_test_dir, sizeof(tu_test_dir), "%s/t-XXXXXX", tu_root);
 	ck_assert_msg(mkdtemp(tu_test_dir) != NULL, "mkdtemp(%s): %s",
-	              tu_test_dir, strerror(errno));
+		      tu_test_dir, strerror(errno));
 }
 
 static void tu_test_teardown(void)
@@ -107,7 +107,7 @@ const char *tu_path(const char *name)
 }
 
 static int tu_rm_one(const char *path, const struct stat *st, int flag,
-                     struct FTW *ftw)
+		     struct FTW *ftw)
 {
 	(void)st;
 	(void)ftw;
@@ -125,7 +125,7 @@ uint64_t tu_file_size(const char *path)
 {
 	struct stat st;
 	ck_assert_msg(stat(path, &st) == 0, "stat(%s): %s", path,
-	              strerror(errno));
+		      strerror(errno));
 	return (uint64_t)st.st_size;
 }
 
@@ -177,17 +177,17 @@ void tu_flip_byte(const char *path, uint64_t off, unsigned char mask)
 	ck_assert_msg(fd >= 0, "open(%s): %s", path, strerror(errno));
 	unsigned char b;
 	ck_assert_msg(pread(fd, &b, 1, (off_t)off) == 1,
-	              "pread(%s, %llu) failed", path, (unsigned long long)off);
+		      "pread(%s, %llu) failed", path, (unsigned long long)off);
 	b ^= mask;
 	ck_assert_msg(pwrite(fd, &b, 1, (off_t)off) == 1,
-	              "pwrite(%s, %llu) failed", path, (unsigned long long)off);
+		      "pwrite(%s, %llu) failed", path, (unsigned long long)off);
 	close(fd);
 }
 
 void tu_truncate_file(const char *path, uint64_t size)
 {
 	ck_assert_msg(truncate(path, (off_t)size) == 0, "truncate(%s): %s",
-	              path, strerror(errno));
+		      path, strerror(errno));
 }
 
 /* ---- prng ------------------------------------------------------------- */
@@ -454,7 +454,7 @@ static tu_node *tu_rot_left(tu_node *n)
 }
 
 static tu_node *tu_insert(tu_model *m, tu_node *n, const void *k, size_t kl,
-                          const void *v, size_t vl)
+			  const void *v, size_t vl)
 {
 	if (!n) {
 		tu_node *x = tu_xmalloc(sizeof(*x));
@@ -485,14 +485,14 @@ static tu_node *tu_insert(tu_model *m, tu_node *n, const void *k, size_t kl,
 }
 
 void tu_model_put(tu_model *m, const void *k, size_t kl, const void *v,
-                  size_t vl)
+		  size_t vl)
 {
 	m->root = tu_insert(m, m->root, k, kl, v, vl);
 	m->cache_ok = 0;
 }
 
 static tu_node *tu_remove(tu_model *m, tu_node *n, const void *k, size_t kl,
-                          int *found)
+			  int *found)
 {
 	if (!n)
 		return NULL;
@@ -549,7 +549,7 @@ size_t tu_model_count(const tu_model *m)
 }
 
 const tu_entry *tu_model_ceil(const tu_model *m, const void *k, size_t kl,
-                              int strict)
+			      int strict)
 {
 	const tu_node *n = m->root, *best = NULL;
 	while (n) {
@@ -565,7 +565,7 @@ const tu_entry *tu_model_ceil(const tu_model *m, const void *k, size_t kl,
 }
 
 const tu_entry *tu_model_floor(const tu_model *m, const void *k, size_t kl,
-                               int strict)
+			       int strict)
 {
 	const tu_node *n = m->root, *best = NULL;
 	while (n) {
@@ -637,7 +637,7 @@ uint64_t tu_default_max_size(void)
 }
 
 int tu_open_rc(mapkv_env **env, const char *name, unsigned flags,
-               uint64_t max_size)
+	       uint64_t max_size)
 {
 	mapkv_options o;
 	memset(&o, 0, sizeof(o));
@@ -684,22 +684,22 @@ void tu_commit(mapkv_txn *txn)
 }
 
 int tu_put_rc(mapkv_txn *txn, mapkv_dbi dbi, const void *k, size_t kl,
-              const void *v, size_t vl, unsigned flags)
+	      const void *v, size_t vl, unsigned flags)
 {
 	mapkv_val key = {k, kl}, val = {v, vl};
 	return mapkv_put(txn, dbi, &key, &val, flags);
 }
 
 void tu_put(mapkv_txn *txn, mapkv_dbi dbi, const void *k, size_t kl,
-            const void *v, size_t vl)
+	    const void *v, size_t vl)
 {
 	int rc = tu_put_rc(txn, dbi, k, kl, v, vl, 0);
 	tu_check(rc == 0, "put %s (value %zu bytes) returned %d (%s)",
-	         tu_fmt(k, kl), vl, rc, mapkv_strerror(rc));
+		 tu_fmt(k, kl), vl, rc, mapkv_strerror(rc));
 }
 
 int tu_get_rc(mapkv_txn *txn, mapkv_dbi dbi, const void *k, size_t kl,
-              mapkv_val *out)
+	      mapkv_val *out)
 {
 	mapkv_val key = {k, kl};
 	return mapkv_get(txn, dbi, &key, out);
@@ -722,18 +722,18 @@ void tu_expect_str(mapkv_txn *txn, mapkv_dbi dbi, const char *k, const char *v)
 	int rc = tu_get_rc(txn, dbi, k, strlen(k), &out);
 	if (!v) {
 		ck_assert_msg(rc == MAPKV_NOTFOUND,
-		              "get \"%s\": expected MAPKV_NOTFOUND, got %d (%s)"
-		              " value %s",
-		              k, rc, mapkv_strerror(rc),
-		              rc == 0 ? tu_fmt(out.data, out.size) : "-");
+			      "get \"%s\": expected MAPKV_NOTFOUND, got %d (%s)"
+			      " value %s",
+			      k, rc, mapkv_strerror(rc),
+			      rc == 0 ? tu_fmt(out.data, out.size) : "-");
 		return;
 	}
 	ck_assert_msg(rc == 0, "get \"%s\": expected \"%s\", got %d (%s)", k, v,
-	              rc, mapkv_strerror(rc));
+		      rc, mapkv_strerror(rc));
 	ck_assert_msg(out.size == strlen(v) &&
-	                      memcmp(out.data, v, out.size) == 0,
-	              "get \"%s\": expected \"%s\", got %s", k, v,
-	              tu_fmt(out.data, out.size));
+			      memcmp(out.data, v, out.size) == 0,
+		      "get \"%s\": expected \"%s\", got %s", k, v,
+		      tu_fmt(out.data, out.size));
 }
 
 mapkv_envinfo tu_env_info(mapkv_env *env)
@@ -766,7 +766,7 @@ static int tu_same(const mapkv_val *k, const mapkv_val *v, const tu_entry *e)
 }
 
 int tu_verify_txn_msg(mapkv_txn *txn, mapkv_dbi dbi, const tu_model *m,
-                      char *err, size_t errlen)
+		      char *err, size_t errlen)
 {
 	mapkv_cursor *cur = NULL;
 	mapkv_val k, v;
@@ -784,23 +784,23 @@ int tu_verify_txn_msg(mapkv_txn *txn, mapkv_dbi dbi, const tu_model *m,
 	for (i = 0; e; i++) {
 		if (rc)
 			TU_FAIL("forward scan: entry %zu of %zu (key %s): "
-			        "cursor returned %d (%s)",
-			        i, n, tu_fmt(e->key, e->klen), rc,
-			        mapkv_strerror(rc));
+				"cursor returned %d (%s)",
+				i, n, tu_fmt(e->key, e->klen), rc,
+				mapkv_strerror(rc));
 		if (!tu_same(&k, &v, e))
 			TU_FAIL("forward scan: entry %zu of %zu: expected %s "
-			        "-> %s, cursor gave %s -> %s",
-			        i, n, tu_fmt(e->key, e->klen),
-			        tu_fmt(e->val, e->vlen), tu_fmt(k.data, k.size),
-			        tu_fmt(v.data, v.size));
+				"-> %s, cursor gave %s -> %s",
+				i, n, tu_fmt(e->key, e->klen),
+				tu_fmt(e->val, e->vlen), tu_fmt(k.data, k.size),
+				tu_fmt(v.data, v.size));
 		e = tu_model_ceil(m, e->key, e->klen, 1);
 		rc = mapkv_cursor_get(cur, &k, &v, MAPKV_NEXT);
 	}
 	if (rc != MAPKV_NOTFOUND)
 		TU_FAIL("forward scan: after the %zu model entries expected "
-		        "MAPKV_NOTFOUND, cursor returned %d (%s) key %s",
-		        n, rc, mapkv_strerror(rc),
-		        rc == 0 ? tu_fmt(k.data, k.size) : "-");
+			"MAPKV_NOTFOUND, cursor returned %d (%s) key %s",
+			n, rc, mapkv_strerror(rc),
+			rc == 0 ? tu_fmt(k.data, k.size) : "-");
 
 	/* Backward. */
 	e = tu_model_last(m);
@@ -808,23 +808,23 @@ int tu_verify_txn_msg(mapkv_txn *txn, mapkv_dbi dbi, const tu_model *m,
 	for (i = 0; e; i++) {
 		if (rc)
 			TU_FAIL("backward scan: entry %zu from the end of %zu "
-			        "(key %s): cursor returned %d (%s)",
-			        i, n, tu_fmt(e->key, e->klen), rc,
-			        mapkv_strerror(rc));
+				"(key %s): cursor returned %d (%s)",
+				i, n, tu_fmt(e->key, e->klen), rc,
+				mapkv_strerror(rc));
 		if (!tu_same(&k, &v, e))
 			TU_FAIL("backward scan: entry %zu from the end of %zu: "
-			        "expected %s -> %s, cursor gave %s -> %s",
-			        i, n, tu_fmt(e->key, e->klen),
-			        tu_fmt(e->val, e->vlen), tu_fmt(k.data, k.size),
-			        tu_fmt(v.data, v.size));
+				"expected %s -> %s, cursor gave %s -> %s",
+				i, n, tu_fmt(e->key, e->klen),
+				tu_fmt(e->val, e->vlen), tu_fmt(k.data, k.size),
+				tu_fmt(v.data, v.size));
 		e = tu_model_floor(m, e->key, e->klen, 1);
 		rc = mapkv_cursor_get(cur, &k, &v, MAPKV_PREV);
 	}
 	if (rc != MAPKV_NOTFOUND)
 		TU_FAIL("backward scan: after the %zu model entries expected "
-		        "MAPKV_NOTFOUND, cursor returned %d (%s) key %s",
-		        n, rc, mapkv_strerror(rc),
-		        rc == 0 ? tu_fmt(k.data, k.size) : "-");
+			"MAPKV_NOTFOUND, cursor returned %d (%s) key %s",
+			n, rc, mapkv_strerror(rc),
+			rc == 0 ? tu_fmt(k.data, k.size) : "-");
 	mapkv_cursor_close(cur);
 	cur = NULL;
 
@@ -835,14 +835,14 @@ int tu_verify_txn_msg(mapkv_txn *txn, mapkv_dbi dbi, const tu_model *m,
 		rc = mapkv_get(txn, dbi, &key, &v);
 		if (rc)
 			TU_FAIL("get %s: returned %d (%s), expected value %s",
-			        tu_fmt(e->key, e->klen), rc, mapkv_strerror(rc),
-			        tu_fmt(e->val, e->vlen));
+				tu_fmt(e->key, e->klen), rc, mapkv_strerror(rc),
+				tu_fmt(e->val, e->vlen));
 		k = key;
 		if (!tu_same(&k, &v, e))
 			TU_FAIL("get %s: expected value %s, got %s",
-			        tu_fmt(e->key, e->klen),
-			        tu_fmt(e->val, e->vlen),
-			        tu_fmt(v.data, v.size));
+				tu_fmt(e->key, e->klen),
+				tu_fmt(e->val, e->vlen),
+				tu_fmt(v.data, v.size));
 	}
 
 	mapkv_stat_info st;
@@ -852,10 +852,10 @@ int tu_verify_txn_msg(mapkv_txn *txn, mapkv_dbi dbi, const tu_model *m,
 		TU_FAIL("mapkv_stat returned %d (%s)", rc, mapkv_strerror(rc));
 	if (st.entries != n)
 		TU_FAIL("mapkv_stat: entries %llu, model has %zu",
-		        (unsigned long long)st.entries, n);
+			(unsigned long long)st.entries, n);
 	if (n > 0 && (st.depth == 0 || st.leaf_pages == 0))
 		TU_FAIL("mapkv_stat: %zu entries but depth %u, leaf_pages %llu",
-		        n, st.depth, (unsigned long long)st.leaf_pages);
+			n, st.depth, (unsigned long long)st.leaf_pages);
 	return 0;
 fail:
 	if (cur)
@@ -868,7 +868,7 @@ void tu_verify_txn(mapkv_txn *txn, mapkv_dbi dbi, const tu_model *m)
 	char err[1024];
 	int rc = tu_verify_txn_msg(txn, dbi, m, err, sizeof(err));
 	tu_check(rc == 0, "tree %u differs from the model: %s", (unsigned)dbi,
-	         err);
+		 err);
 }
 
 void tu_verify_db(mapkv_env *env, mapkv_dbi dbi, const tu_model *m)
@@ -878,7 +878,7 @@ void tu_verify_db(mapkv_env *env, mapkv_dbi dbi, const tu_model *m)
 	int rc = tu_verify_txn_msg(txn, dbi, m, err, sizeof(err));
 	mapkv_txn_abort(txn);
 	tu_check(rc == 0, "tree %u differs from the model: %s", (unsigned)dbi,
-	         err);
+		 err);
 }
 
 /* ---- reader thread ---------------------------------------------------- */
@@ -1006,7 +1006,7 @@ struct tu_verify_ctx {
 };
 
 static int tu_reader_verify_fn(mapkv_txn *txn, void *ctx, char *err,
-                               size_t errlen)
+			       size_t errlen)
 {
 	struct tu_verify_ctx *c = ctx;
 	return tu_verify_txn_msg(txn, c->dbi, c->m, err, errlen);

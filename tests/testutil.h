@@ -111,17 +111,17 @@ const char *tu_fmt(const void *p, size_t n);
 		int tu_rc_ = (int)(rc);                                        \
 		int tu_exp_ = (int)(expected);                                 \
 		ck_assert_msg(tu_rc_ == tu_exp_,                               \
-		              "%s returned %d (%s), expected %d (%s) "         \
-		              "[seed %llu]",                                   \
-		              #rc, tu_rc_, mapkv_strerror(tu_rc_), tu_exp_,    \
-		              mapkv_strerror(tu_exp_),                         \
-		              (unsigned long long)tu_seed_current);            \
+			      "%s returned %d (%s), expected %d (%s) "         \
+			      "[seed %llu]",                                   \
+			      #rc, tu_rc_, mapkv_strerror(tu_rc_), tu_exp_,    \
+			      mapkv_strerror(tu_exp_),                         \
+			      (unsigned long long)tu_seed_current);            \
 	} while (0)
 
 /* ck_assert_msg that also prints the current seed. */
 #define tu_check(cond, fmt, ...)                                               \
 	ck_assert_msg((cond), fmt " [seed %llu]", ##__VA_ARGS__,               \
-	              (unsigned long long)tu_seed_current)
+		      (unsigned long long)tu_seed_current)
 
 /* ---- model ------------------------------------------------------------ */
 
@@ -140,17 +140,17 @@ tu_model *tu_model_clone(const tu_model *m);
 void tu_model_clear(tu_model *m);
 /* Insert or replace. */
 void tu_model_put(tu_model *m, const void *k, size_t kl, const void *v,
-                  size_t vl);
+		  size_t vl);
 /* 1 if the key was there (and is now gone), 0 if it was missing. */
 int tu_model_del(tu_model *m, const void *k, size_t kl);
 const tu_entry *tu_model_get(const tu_model *m, const void *k, size_t kl);
 size_t tu_model_count(const tu_model *m);
 /* Smallest entry with key >= k (> k when @strict); NULL if none. */
 const tu_entry *tu_model_ceil(const tu_model *m, const void *k, size_t kl,
-                              int strict);
+			      int strict);
 /* Largest entry with key <= k (< k when @strict); NULL if none. */
 const tu_entry *tu_model_floor(const tu_model *m, const void *k, size_t kl,
-                               int strict);
+			       int strict);
 const tu_entry *tu_model_first(const tu_model *m);
 const tu_entry *tu_model_last(const tu_model *m);
 /* Entry number @i in key order (builds a cached array, invalidated by
@@ -165,7 +165,7 @@ const tu_entry *tu_model_at(tu_model *m, size_t i);
 mapkv_env *tu_open(const char *name, unsigned flags, uint64_t max_size);
 /* Same, returning the code (env receives NULL on failure). */
 int tu_open_rc(mapkv_env **env, const char *name, unsigned flags,
-               uint64_t max_size);
+	       uint64_t max_size);
 /* 0 (the library default), or MAPKV_TEST_MAX_SIZE when set. */
 uint64_t tu_default_max_size(void);
 /* Open tu_path(@name) with full options (NULL: defaults), asserting
@@ -177,11 +177,11 @@ mapkv_txn *tu_begin(mapkv_env *env, unsigned flags);
 void tu_commit(mapkv_txn *txn);
 /* Put/get/del on byte strings; tu_put asserts success. */
 void tu_put(mapkv_txn *txn, mapkv_dbi dbi, const void *k, size_t kl,
-            const void *v, size_t vl);
+	    const void *v, size_t vl);
 int tu_put_rc(mapkv_txn *txn, mapkv_dbi dbi, const void *k, size_t kl,
-              const void *v, size_t vl, unsigned flags);
+	      const void *v, size_t vl, unsigned flags);
 int tu_get_rc(mapkv_txn *txn, mapkv_dbi dbi, const void *k, size_t kl,
-              mapkv_val *out);
+	      mapkv_val *out);
 int tu_del_rc(mapkv_txn *txn, mapkv_dbi dbi, const void *k, size_t kl);
 /* C-string keys and values. */
 void tu_put_str(mapkv_txn *txn, mapkv_dbi dbi, const char *k, const char *v);
@@ -196,7 +196,7 @@ mapkv_stat_info tu_stat(mapkv_txn *txn, mapkv_dbi dbi);
  * @err. Does not assert and does not modify @m, so reader threads can use
  * it (with the model not being changed concurrently). */
 int tu_verify_txn_msg(mapkv_txn *txn, mapkv_dbi dbi, const tu_model *m,
-                      char *err, size_t errlen);
+		      char *err, size_t errlen);
 /* Same, failing the test on a mismatch. */
 void tu_verify_txn(mapkv_txn *txn, mapkv_dbi dbi, const tu_model *m);
 /* Same, inside a new read transaction of @env (the calling thread must not
@@ -209,7 +209,7 @@ typedef struct tu_reader tu_reader;
 /* A function run inside the reader thread with its read transaction;
  * returns 0 or nonzero with a message in @err. */
 typedef int (*tu_reader_fn)(mapkv_txn *txn, void *ctx, char *err,
-                            size_t errlen);
+			    size_t errlen);
 
 /* Start a thread that begins a read transaction and keeps it until
  * tu_reader_stop(). Returns the code of mapkv_txn_begin(); on failure the
