@@ -276,6 +276,11 @@ int pager_touch(pager *pg, const page *p, page **out)
 		*out = d;
 		return 0;
 	}
+	/* A page from the file is untrusted: before the writer edits a copy
+	 * (moving nodes by their recorded sizes), every node must lie inside
+	 * the page and the keys must be in order. */
+	if (pg_check(p, pg->psize))
+		return MAPKV_CORRUPT;
 	page *np;
 	int rc = pager_alloc(pg, 1, &np);
 	if (rc)

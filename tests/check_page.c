@@ -16,6 +16,7 @@
 #include "checksum.h"
 #include "mapkv.h"
 #include "os.h"
+#include "env.h"
 #include "page.h"
 #include "testutil.h"
 
@@ -247,6 +248,21 @@ static int t_write_sync(os_file *f, const os_iov *iov, int cnt, uint64_t off)
 	return rc ? rc : base_copy.sync(f);
 }
 
+static int nresize, nextend;
+
+static int t_resize(os_file *f, uint64_t size)
+{
+	nresize++;
+	return base_copy.resize(f, size);
+}
+
+static int t_map_extend(os_file *f, void *base, uint64_t old_len,
+			uint64_t new_len)
+{
+	nextend++;
+	return base_copy.map_extend(f, base, old_len, new_len);
+}
+
 static void setup_vfs(void)
 {
 	base_copy = *os_default_vfs();
@@ -254,6 +270,9 @@ static void setup_vfs(void)
 	test_vfs.map_granularity = t_gran;
 	test_vfs.write = t_write;
 	test_vfs.write_sync = t_write_sync;
+	test_vfs.resize = t_resize;
+	test_vfs.map_extend = t_map_extend;
+	nresize = nextend = 0;
 	fake_gran = 0;
 	fail_write_at = -1;
 	torn_bytes = 0;
@@ -400,6 +419,65 @@ START_TEST(test_failed_meta_write_panics_until_reopen)
 }
 END_TEST
 
+static mapkv_val held;
+
+static int get_first(mapkv_txn *txn, void *ctx, char *err, size_t len)
+{
+	mapkv_val k = {"first", 5};
+	int rc = mapkv_get(txn, 0, &k, (mapkv_val *)ctx);
+	if (rc)
+		snprintf(err, len, "get: %s", mapkv_strerror(rc));
+	return rc;
+}
+
+/* The file grows in steps that scale with its size, each mapped in place:
+ * a bulk load of ~40 MiB costs a few dozen resize calls, not one per page,
+ * and the map's base address never moves (pointers stay valid). */
+START_TEST(test_growth_is_amortised_and_keeps_the_base_address)
+{
+	const char *path = tu_path("grow.db");
+	mapkv_env *env;
+	setup_vfs();
+	ck_assert_int_eq(env_open_vfs(&env, path, NULL, &test_vfs), 0);
+	mapkv_txn *txn = tu_begin(env, 0);
+	tu_put_str(txn, 0, "first", "value");
+	tu_commit(txn);
+	const uint8_t *base = env->map;
+	/* A reader holds a pointer into the map across all the growth. */
+	tu_reader *rd = tu_reader_start(env);
+	tu_reader_call(rd, get_first, (void *)&held);
+	char k[32], v[100];
+	memset(v, 'x', sizeof(v));
+	uint64_t pages = 0;
+	for (int t = 0; t < 100; t++) {
+		txn = tu_begin(env, 0);
+		for (int i = 0; i < 3000; i++) {
+			snprintf(k, sizeof(k), "key%08d", t * 3000 + i);
+			mapkv_val kv = {k, strlen(k)}, vv = {v, sizeof(v)};
+			ck_assert_int_eq(mapkv_put(txn, 0, &kv, &vv, 0), 0);
+		}
+		tu_commit(txn);
+	}
+	mapkv_envinfo info;
+	ck_assert_int_eq(mapkv_env_info(env, &info), 0);
+	pages = info.pages_used;
+	ck_assert_uint_gt(pages, 9000); /* ~40 MiB were written */
+	/* Steps of an eighth of the file (>= 256 KiB): about
+	 * log(40 MiB / 256 KiB) / log(9/8) + 1 = 44 of them. */
+	ck_assert_int_le(nresize, 50);
+	ck_assert_int_ge(nresize, 5);
+	ck_assert_int_eq(nextend, nresize);
+	/* The file holds at most one step beyond the pages in use. */
+	ck_assert_uint_le(info.file_size, pages * info.page_size +
+						  pages * info.page_size / 8 +
+						  4096);
+	ck_assert_ptr_eq(env->map, base);
+	ck_assert(held.data != NULL && memcmp(held.data, "value", 5) == 0);
+	tu_reader_stop(rd);
+	mapkv_close(env);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("page");
@@ -416,5 +494,6 @@ int main(void)
 	tcase_add_test(tc, test_failed_creation_leaves_a_file_that_opens_empty);
 	tcase_add_test(tc, test_failed_commit_write_keeps_last_commit);
 	tcase_add_test(tc, test_failed_meta_write_panics_until_reopen);
+	tcase_add_test(tc, test_growth_is_amortised_and_keeps_the_base_address);
 	return tu_run_suite(s);
 }
