@@ -59,7 +59,7 @@ static uint64_t pages_used(mapkv_env *env)
 
 START_TEST(test_churn_of_10000_keys_keeps_file_bounded_and_stops_growing)
 {
-	const uint64_t updates = tu_scale(200000, 1000000);
+	const uint64_t updates = tu_scale(1000000, 5000000);
 	const uint64_t rounds = updates / 1000;
 	tu_rng r;
 	tu_rng_init(&r, tu_seed(0xf7ee01));
