@@ -327,6 +327,41 @@ MAPKV_API void mapkv_cursor_close(mapkv_cursor *cur);
  * @return 0, MAPKV_BAD_DBI, MAPKV_BAD_TXN, MAPKV_INVALID. */
 MAPKV_API int mapkv_stat(mapkv_txn *txn, mapkv_dbi dbi, mapkv_stat_info *st);
 
+/** Called by mapkv_check() for each problem found: @p pgno is the page
+ * concerned (0 when none is), @p problem a sentence. Return nonzero to stop
+ * the check early. */
+typedef int (*mapkv_check_fn)(void *ctx, uint64_t pgno, const char *problem);
+
+/**
+ * Check the integrity of the database as @p txn (usually a read
+ * transaction) sees it: both meta pages; every page of every tree (main,
+ * named, catalog, free-page) reachable exactly once; no page both used and
+ * free, none lost; page headers and node bounds; keys in order within and
+ * across pages and inside their parent's separators; entry, page and depth
+ * counts equal to the tree records; overflow runs intact.
+ * @param fn       receives each problem (may be NULL).
+ * @param problems receives the number of problems (may be NULL).
+ * @return 0 when clean; MAPKV_CORRUPT when problems were found; MAPKV_NOMEM,
+ *         MAPKV_IO, MAPKV_BAD_TXN, MAPKV_INVALID.
+ */
+MAPKV_API int mapkv_check(mapkv_txn *txn, mapkv_check_fn fn, void *ctx,
+			  uint64_t *problems);
+
+/** Flag for mapkv_copy(): rewrite live pages densely. */
+#define MAPKV_COPY_COMPACT 0x1u
+
+/**
+ * Write a consistent copy of the database, as of the last commit, to a new
+ * file @p path (which must not exist). Writers may run meanwhile: the copy
+ * holds a read snapshot. With MAPKV_COPY_COMPACT the copy contains only live
+ * pages, written densely (so it is no bigger than the data needs) and
+ * without free-page records; otherwise it is a page-for-page image of the
+ * snapshot. The copy is synced before the function returns.
+ * @return 0; MAPKV_EXISTS if @p path exists; MAPKV_IO; MAPKV_FULL;
+ *         MAPKV_NOMEM; MAPKV_READERS_FULL; MAPKV_INVALID.
+ */
+MAPKV_API int mapkv_copy(mapkv_env *env, const char *path, unsigned flags);
+
 /** A sentence describing an error code (or "success" for 0, or the
  * operating system's text for a positive errno value). Never NULL. */
 MAPKV_API const char *mapkv_strerror(int rc);

@@ -13,6 +13,9 @@
 int env_open_vfs(mapkv_env **out, const char *path, const mapkv_options *opts,
 		 os_vfs *vfs);
 void env_close(mapkv_env *env);
+int env_copy(mapkv_env *env, const char *path, unsigned flags);
+int txn_check(mapkv_txn *txn, mapkv_check_fn fn, void *ctx,
+	      uint64_t *problems);
 
 int mapkv_open(mapkv_env **env, const char *path, const mapkv_options *opts)
 {
@@ -263,4 +266,28 @@ int mapkv_stat(mapkv_txn *txn, mapkv_dbi dbi, mapkv_stat_info *st)
 	st->overflow_pages = tt->rec.overflow_pages;
 	st->entries = tt->rec.entries;
 	return 0;
+}
+
+int mapkv_check(mapkv_txn *txn, mapkv_check_fn fn, void *ctx,
+		uint64_t *problems)
+{
+	if (problems)
+		*problems = 0;
+	int rc = check_txn(txn);
+	if (rc)
+		return rc;
+	/* A writer's free pages are not recorded until it commits. */
+	if (!(txn->flags & MAPKV_RDONLY))
+		return MAPKV_INVALID;
+	return txn_check(txn, fn, ctx, problems);
+}
+
+int mapkv_copy(mapkv_env *env, const char *path, unsigned flags)
+{
+	if (!env || !path || !*path || (flags & ~MAPKV_COPY_COMPACT))
+		return MAPKV_INVALID;
+	int rc = env_copy(env, path, flags);
+	if (rc && rc != MAPKV_EXISTS)
+		env->vfs->remove(env->vfs, path); /* no half-made copy */
+	return rc;
 }

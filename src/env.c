@@ -57,16 +57,16 @@ static int verify_runs(mapkv_env *env, const uint8_t *img, const mk_meta *m)
  * page size, which page 0 may be too damaged to tell, so each possible
  * size is tried. The newest valid meta whose commit verifies wins (a meta
  * with id @trusted, published by this process, needs no verification);
- * *rejected gets the slot of a newer meta that failed verification, or
- * -1. */
+ * *bad gets the slot of the other meta page when that one is invalid or
+ * failed verification (a torn or lost commit: see replace_meta), or -1. */
 static int choose_meta(mapkv_env *env, const uint8_t *buf, size_t len,
 		       uint64_t file_size, uint64_t trusted, mk_meta *out,
-		       int *rejected)
+		       int *bad)
 {
 	mk_meta cand[2];
 	size_t coff[2];
-	int nc = 0, mismatch = 0;
-	*rejected = -1;
+	int nc = 0, mismatch = 0, rejected = -1;
+	*bad = -1;
 	for (unsigned ps = 0; ps <= MK_MAX_PAGE;
 	     ps = ps ? ps * 2 : MK_MIN_PAGE) {
 		mk_meta m;
@@ -108,13 +108,17 @@ static int choose_meta(mapkv_env *env, const uint8_t *buf, size_t len,
 		if (cand[i].txnid != trusted) {
 			int rc = verify_runs(env, buf + coff[i], &cand[i]);
 			if (rc == MAPKV_CORRUPT) {
-				*rejected = coff[i] ? 1 : 0;
+				rejected = coff[i] ? 1 : 0;
 				continue;
 			}
 			if (rc)
 				return rc;
 		}
 		*out = cand[i];
+		int slot = coff[i] ? 1 : 0;
+		/* The other slot: rejected above, or not among the valid. */
+		if (rejected == 1 - slot || nc == 1)
+			*bad = 1 - slot;
 		return 0;
 	}
 	return mismatch ? MAPKV_VERSION_MISMATCH : MAPKV_CORRUPT;
@@ -183,9 +187,9 @@ int env_load_meta(mapkv_env *env, mk_meta *m)
 		txn_read_meta(env, m); /* still the blank database */
 		return 0;
 	}
-	int rejected;
+	int bad;
 	if ((rc = choose_meta(env, buf, got, size, atomic_load(&env->cur_txnid),
-			      m, &rejected)))
+			      m, &bad)))
 		return rc;
 	if (m->page_size != env->psize)
 		return MAPKV_CORRUPT;
@@ -234,16 +238,45 @@ static int init_file(mapkv_env *env, const mk_meta *m, int created)
 	return rc;
 }
 
-static int erase_meta(mapkv_env *env, unsigned slot)
+/* Overwrite the meta page in @slot, whose commit never fully reached the
+ * disk, with the meta @good opened at, under the id before it: the slot
+ * again holds a valid page (as after a normal commit) and the lost commit
+ * cannot come back to life when a later commit rewrites its pages. */
+static int replace_meta(mapkv_env *env, unsigned slot, const mk_meta *good)
 {
-	uint8_t *z = env->vfs->alloc(env->vfs, env->psize);
-	if (!z)
+	uint8_t *buf = env->vfs->alloc(env->vfs, env->psize);
+	if (!buf)
 		return MAPKV_NOMEM;
-	memset(z, 0, env->psize);
-	os_iov iov = {z, env->psize};
+	mk_meta m = *good;
+	m.nruns = m.data_crc = 0;
+	if (m.txnid > 0)
+		m.txnid--;
+	pg_meta_encode(buf, env->psize, &m, NULL);
+	os_iov iov = {buf, env->psize};
 	int rc = env->vfs->write_sync(env->file, &iov, 1,
 				      (uint64_t)slot * env->psize);
-	env->vfs->free(env->vfs, z);
+	env->vfs->free(env->vfs, buf);
+	return rc;
+}
+
+/* One meta page is torn, damaged or holds a commit that never fully
+ * reached the disk: under the writer lock (a writer of another process
+ * may be writing that very page), look again and, if it is still so,
+ * replace it. On return @m is the meta to open at. */
+static int repair_meta(mapkv_env *env, mk_meta *m)
+{
+	int rc = env->vfs->lock(env->file, OS_LOCK_WRITER, 1);
+	if (rc)
+		return rc;
+	uint8_t *head = env->wscratch;
+	size_t got;
+	uint64_t size;
+	int bad;
+	if (!(rc = read_head(env, head, &got, &size)) &&
+	    !(rc = choose_meta(env, head, got, size, UINT64_MAX, m, &bad)) &&
+	    bad >= 0)
+		rc = replace_meta(env, (unsigned)bad, m);
+	env->vfs->unlock(env->file, OS_LOCK_WRITER);
 	return rc;
 }
 
@@ -352,16 +385,13 @@ int env_open_vfs(mapkv_env **out, const char *path, const mapkv_options *opts,
 			size = 2ull * env->psize;
 		}
 	} else {
-		int rejected;
+		int bad;
 		if ((rc = choose_meta(env, head, got, size, UINT64_MAX, &m,
-				      &rejected)))
+				      &bad)))
 			goto fail;
 		env->psize = m.page_size;
-		/* A newer meta whose commit never fully reached the disk is
-		 * erased, so that it cannot come back to life when a later
-		 * commit happens to rewrite its pages. */
-		if (rejected >= 0 && !(o.flags & MAPKV_RDONLY) &&
-		    (rc = erase_meta(env, (unsigned)rejected)))
+		if (bad >= 0 && !(o.flags & MAPKV_RDONLY) &&
+		    (rc = repair_meta(env, &m)))
 			goto fail;
 	}
 	unsigned unit =

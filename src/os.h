@@ -77,6 +77,9 @@ struct os_vfs {
 	 * of a commit. */
 	int (*write_sync)(os_file *f, const os_iov *iov, int cnt, uint64_t off);
 
+	/* Delete a file (a half-made copy). */
+	int (*remove)(os_vfs *vfs, const char *path);
+
 	/* Make the directory entry of a newly created file durable. */
 	int (*sync_dir)(os_vfs *vfs, const char *path);
 

@@ -558,6 +558,12 @@ static int px_write_sync(os_file *f, const os_iov *iov, int cnt, uint64_t off)
 	return px_sync(f);
 }
 
+static int px_remove(os_vfs *vfs, const char *path)
+{
+	(void)vfs;
+	return unlink(path) == 0 ? 0 : MAPKV_IO;
+}
+
 static int px_sync_dir(os_vfs *vfs, const char *path)
 {
 	const char *slash;
@@ -852,6 +858,7 @@ static os_vfs posix_vfs = {
 	.resize = px_resize,
 	.sync = px_sync,
 	.write_sync = px_write_sync,
+	.remove = px_remove,
 	.sync_dir = px_sync_dir,
 	.map = px_map,
 	.map_extend = px_map_extend,

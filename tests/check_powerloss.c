@@ -181,6 +181,10 @@ static void check_image(const unsigned char *img, uint64_t size,
 	tu_check(rc == 0, "%s: image of %llu bytes does not open: %s", what,
 		 (unsigned long long)size, mapkv_strerror(rc));
 	mapkv_txn *txn = tu_begin(env, MAPKV_RDONLY);
+	uint64_t problems = 0;
+	rc = mapkv_check(txn, NULL, NULL, &problems);
+	tu_check(rc == 0, "%s: the integrity check finds %llu problems (%s)",
+		 what, (unsigned long long)problems, mapkv_strerror(rc));
 	char e1[256] = "", e2[256] = "";
 	int ok = tu_verify_txn_msg(txn, 0, committed, e1, sizeof(e1)) == 0 ||
 		 tu_verify_txn_msg(txn, 0, inflight, e2, sizeof(e2)) == 0;
