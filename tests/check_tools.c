@@ -342,16 +342,17 @@ static void dmg_entry_count(void)
 static void dmg_lost_pages(void)
 {
 	mk_meta m;
-	unsigned char *where = newest_meta(&m);
+	size_t off = (size_t)(newest_meta(&m) - img);
 	/* Claim more pages than the trees and free records account for. */
 	m.last_pgno += 3;
 	size_t need = (size_t)m.last_pgno * PS;
 	if (img_len < need) {
-		img = realloc(img, need);
+		img = realloc(img, need); /* moves the meta page too */
+		ck_assert_ptr_nonnull(img);
 		memset(img + img_len, 0, need - img_len);
 		img_len = need;
 	}
-	rewrite_meta(where, &m);
+	rewrite_meta(img + off, &m);
 }
 
 static void dmg_used_and_free(void)
