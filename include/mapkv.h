@@ -161,7 +161,20 @@ typedef struct mapkv_envinfo {
 	uint32_t max_readers; /**< reader slots */
 	uint32_t num_readers; /**< slots held by live read transactions */
 	uint64_t oldest_reader_txnid; /**< oldest snapshot in use, 0 if none */
+	uint64_t oldest_reader_pid;   /**< process holding it, 0 if none */
+	uint64_t oldest_reader_age_ms; /**< how long it has held it */
+	int shared_lock_file; /**< 1: readers are registered in the lock file
+				   beside the database and so seen by every
+				   process; 0: a private table (read-only
+				   environment without a writable lock file) */
 } mapkv_envinfo;
+
+/** One read transaction in any process, from mapkv_reader_list(). */
+typedef struct mapkv_reader_info {
+	uint64_t pid;    /**< process */
+	uint64_t txnid;  /**< snapshot it reads */
+	uint64_t age_ms; /**< how long it has held it */
+} mapkv_reader_info;
 
 /**
  * Open (and create when missing) the database file @p path.
@@ -200,6 +213,25 @@ MAPKV_API int mapkv_sync(mapkv_env *env);
  * @return 0, MAPKV_INVALID, MAPKV_CORRUPT (damaged free-page tree: the
  *         other fields are filled). */
 MAPKV_API int mapkv_env_info(mapkv_env *env, mapkv_envinfo *info);
+
+/**
+ * List the read transactions of every process using the database (from
+ * the reader table in the lock file), oldest snapshot first.
+ * @param out   room for @p max entries.
+ * @param count receives how many readers there are (may exceed @p max).
+ * @return 0, MAPKV_INVALID.
+ */
+MAPKV_API int mapkv_reader_list(mapkv_env *env, mapkv_reader_info *out,
+				unsigned max, unsigned *count);
+
+/**
+ * Free the reader slots of processes that died holding a read
+ * transaction, so their snapshots stop pinning pages. This also happens by
+ * itself when slots run out and when a write transaction starts.
+ * @param dead receives how many slots were freed (may be NULL).
+ * @return 0, MAPKV_INVALID.
+ */
+MAPKV_API int mapkv_reader_check(mapkv_env *env, unsigned *dead);
 
 /**
  * Begin a transaction.

@@ -5,6 +5,7 @@
  * than a bad argument marks its transaction failed (only abort is left).
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cursor.h"
@@ -14,8 +15,7 @@ int env_open_vfs(mapkv_env **out, const char *path, const mapkv_options *opts,
 		 os_vfs *vfs);
 void env_close(mapkv_env *env);
 int env_copy(mapkv_env *env, const char *path, unsigned flags);
-int txn_check(mapkv_txn *txn, mapkv_check_fn fn, void *ctx,
-	      uint64_t *problems);
+int txn_check(mapkv_txn *txn, mapkv_check_fn fn, void *ctx, uint64_t *problems);
 
 int mapkv_open(mapkv_env **env, const char *path, const mapkv_options *opts)
 {
@@ -48,12 +48,9 @@ int mapkv_env_info(mapkv_env *env, mapkv_envinfo *info)
 		return MAPKV_INVALID;
 	memset(info, 0, sizeof(*info));
 	mapkv_txn *txn;
-	os_mutex_lock(env->mutex);
 	int rc = txn_begin(env, MAPKV_RDONLY | TXN_INTERNAL, &txn);
-	if (rc) {
-		os_mutex_unlock(env->mutex);
+	if (rc)
 		return rc;
-	}
 	uint64_t nfree = 0;
 	rc = txn_count_free(txn, &nfree);
 	info->page_size = env->psize;
@@ -64,9 +61,21 @@ int mapkv_env_info(mapkv_env *env, mapkv_envinfo *info)
 	info->pages_free = nfree;
 	info->max_readers = env->readers.nslots;
 	txn_abort(txn);
-	os_mutex_unlock(env->mutex);
 	info->num_readers = lk_count(&env->readers);
 	info->oldest_reader_txnid = lk_oldest(&env->readers, 0);
+	info->shared_lock_file = !env->lk_private;
+	uint64_t now = env->vfs->time_ns(env->vfs);
+	for (unsigned i = 0; i <= env->readers.nslots; i++) {
+		lk_slot *s = &env->readers.slots[i];
+		uint64_t id = atomic_load(&s->txnid);
+		if (id && id == info->oldest_reader_txnid) {
+			uint64_t st = atomic_load(&s->start);
+			info->oldest_reader_pid = atomic_load(&s->pid);
+			info->oldest_reader_age_ms =
+				now > st ? (now - st) / 1000000u : 0;
+			break;
+		}
+	}
 	return rc;
 }
 
@@ -290,4 +299,49 @@ int mapkv_copy(mapkv_env *env, const char *path, unsigned flags)
 	if (rc && rc != MAPKV_EXISTS)
 		env->vfs->remove(env->vfs, path); /* no half-made copy */
 	return rc;
+}
+
+int env_pid_alive(void *env, uint64_t pid);
+
+static int cmp_reader(const void *a, const void *b)
+{
+	const mapkv_reader_info *x = a, *y = b;
+	return x->txnid < y->txnid ? -1 : x->txnid > y->txnid;
+}
+
+int mapkv_reader_list(mapkv_env *env, mapkv_reader_info *out, unsigned max,
+		      unsigned *count)
+{
+	if (!env || !count || (max && !out))
+		return MAPKV_INVALID;
+	uint64_t now = env->vfs->time_ns(env->vfs);
+	unsigned n = 0;
+	for (unsigned i = 0; i <= env->readers.nslots; i++) {
+		lk_slot *s = &env->readers.slots[i];
+		uint64_t pid = atomic_load(&s->pid);
+		uint64_t id = atomic_load(&s->txnid);
+		if (pid == 0 || pid == UINT64_MAX || id == 0)
+			continue;
+		if (n < max) {
+			uint64_t st = atomic_load(&s->start);
+			out[n].pid = pid;
+			out[n].txnid = id;
+			out[n].age_ms = now > st ? (now - st) / 1000000u : 0;
+		}
+		n++;
+	}
+	if (max)
+		qsort(out, n < max ? n : max, sizeof(*out), cmp_reader);
+	*count = n;
+	return 0;
+}
+
+int mapkv_reader_check(mapkv_env *env, unsigned *dead)
+{
+	if (!env)
+		return MAPKV_INVALID;
+	unsigned n = lk_reap(&env->readers, env->pid, env_pid_alive, env);
+	if (dead)
+		*dead = n;
+	return 0;
 }

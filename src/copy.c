@@ -5,8 +5,10 @@
  * meanwhile and the copy is the last commit as of the start.
  *  - A plain copy writes pages [2, last_pgno) of the snapshot as they are,
  *    then both meta pages (the snapshot's meta, with no run list, in its
- *    slot and under the previous id in the other), then syncs. Free pages may hold anything (a writer may be
- *    reusing them while they are copied); the snapshot never reads them.
+ *    slot and under the next id in the other, so either alone opens), then
+ *    syncs. Free pages may hold
+ * anything (a writer may be reusing them while they are copied); the snapshot
+ * never reads them.
  *  - A compacting copy builds a new database through the API: every tree,
  *    key by key in order, so every page comes out full (sequential inserts
  *    split at the new key) and nothing is free but what the commits of the
@@ -59,15 +61,12 @@ static int copy_plain(mapkv_env *env, mapkv_txn *txn, const char *path)
 		if (!buf) {
 			rc = MAPKV_NOMEM;
 		} else {
-			/* Each slot as a commit would have written it: the
-			 * snapshot in slot id % 2, the same trees under the
-			 * id before in the other. */
+			/* Each slot as a commit would have written it. */
 			mk_meta m = txn->meta;
 			m.nruns = m.data_crc = 0;
 			unsigned slot = (unsigned)(m.txnid % MK_NUM_META);
 			pg_meta_encode(buf + slot * ps, ps, &m, NULL);
-			if (m.txnid > 0)
-				m.txnid--;
+			m.txnid++; /* above every free-page record id */
 			pg_meta_encode(buf + (1 - slot) * ps, ps, &m, NULL);
 			os_iov iov = {buf, 2 * (size_t)ps};
 			rc = vfs->write(f, &iov, 1, 0);
@@ -173,6 +172,11 @@ static int copy_compact(mapkv_env *env, mapkv_txn *txn, const char *path)
 		else
 			rc = mapkv_txn_commit(dtxn);
 	}
+	/* Drop the growth slack: the copy ends at its last page. */
+	mapkv_envinfo info;
+	if (!rc && !(rc = mapkv_env_info(dst, &info)) &&
+	    info.file_size > info.pages_used * dst->psize)
+		rc = dst->vfs->resize(dst->file, info.pages_used * dst->psize);
 	if (!rc)
 		rc = dst->vfs->sync(dst->file);
 	if (!rc)

@@ -170,6 +170,35 @@ static int read_head(mapkv_env *env, uint8_t *buf, size_t *got, uint64_t *size)
 	return env->vfs->read(env->file, buf, BLANK_LIMIT, 0, got);
 }
 
+int env_pid_alive(void *ctx, uint64_t pid)
+{
+	mapkv_env *env = ctx;
+	return env->vfs->pid_alive(env->vfs, pid);
+}
+
+/* Make the map cover @pages pages (another process may have grown the
+ * file). The base address never moves: the new range is mapped inside the
+ * reservation. */
+int env_map_to(mapkv_env *env, uint64_t pages)
+{
+	uint64_t need = pages * env->psize;
+	if (need <= env->map_len)
+		return 0;
+	int rc = 0;
+	os_mutex_lock(env->map_mutex);
+	uint64_t old = env->map_len;
+	if (need > old) {
+		uint64_t len = (need + env->gran - 1) / env->gran * env->gran;
+		if (len > env->max_size)
+			rc = MAPKV_FULL; /* opened with a smaller max_size */
+		else if (!(rc = env->vfs->map_extend(env->file, env->map, old,
+						     len)))
+			env->map_len = len;
+	}
+	os_mutex_unlock(env->map_mutex);
+	return rc;
+}
+
 /* Re-read the meta pages from the file (a writer starts from the disk, as
  * another process may have committed) and map any growth. */
 int env_load_meta(mapkv_env *env, mk_meta *m)
@@ -188,22 +217,16 @@ int env_load_meta(mapkv_env *env, mk_meta *m)
 		return 0;
 	}
 	int bad;
-	if ((rc = choose_meta(env, buf, got, size, atomic_load(&env->cur_txnid),
-			      m, &bad)))
+	mk_meta pub;
+	txn_read_meta(env, &pub); /* published, so already verified */
+	if ((rc = choose_meta(env, buf, got, size, pub.txnid, m, &bad)))
 		return rc;
 	if (m->page_size != env->psize)
 		return MAPKV_CORRUPT;
 	if (size > env->file_size) {
-		uint64_t len = (size + env->gran - 1) / env->gran * env->gran;
-		if (len > env->max_size)
-			return MAPKV_FULL;
-		if (len > env->map_len) {
-			rc = env->vfs->map_extend(env->file, env->map,
-						  env->map_len, len);
-			if (rc)
-				return rc;
-			env->map_len = len;
-		}
+		/* Another process grew the file. */
+		if ((rc = env_map_to(env, size / env->psize)))
+			return rc;
 		env->file_size = size;
 	}
 	return 0;
@@ -238,24 +261,29 @@ static int init_file(mapkv_env *env, const mk_meta *m, int created)
 	return rc;
 }
 
-/* Overwrite the meta page in @slot, whose commit never fully reached the
- * disk, with the meta @good opened at, under the id before it: the slot
- * again holds a valid page (as after a normal commit) and the lost commit
- * cannot come back to life when a later commit rewrites its pages. */
-static int replace_meta(mapkv_env *env, unsigned slot, const mk_meta *good)
+/* Overwrite the meta page in @slot (damaged, or holding a commit that
+ * never fully reached the disk) with the meta @good opened at, under the
+ * next id (the one that belongs in this slot): both slots are valid again,
+ * with the same trees, and a lost commit cannot come back to life when a
+ * later commit rewrites its pages. @good is updated to the new id. */
+static int replace_meta(mapkv_env *env, unsigned slot, mk_meta *good)
 {
 	uint8_t *buf = env->vfs->alloc(env->vfs, env->psize);
 	if (!buf)
 		return MAPKV_NOMEM;
 	mk_meta m = *good;
 	m.nruns = m.data_crc = 0;
-	if (m.txnid > 0)
-		m.txnid--;
+	/* The next id, which belongs in this slot. Not the one before: the
+	 * trees' free-page records carry ids up to the good meta's, and the
+	 * next commit must have an id above them all. */
+	m.txnid++;
 	pg_meta_encode(buf, env->psize, &m, NULL);
 	os_iov iov = {buf, env->psize};
 	int rc = env->vfs->write_sync(env->file, &iov, 1,
 				      (uint64_t)slot * env->psize);
 	env->vfs->free(env->vfs, buf);
+	if (!rc && m.txnid > good->txnid)
+		*good = m;
 	return rc;
 }
 
@@ -280,6 +308,94 @@ static int repair_meta(mapkv_env *env, mk_meta *m)
 	return rc;
 }
 
+static void *zalloc(os_vfs *vfs, size_t n)
+{
+	void *p = vfs->alloc(vfs, n);
+	if (p)
+		memset(p, 0, n);
+	return p;
+}
+
+/* Set up the reader table and published meta in the lock file (lock.h),
+ * rebuilding the file when no other process has it open. A read-only
+ * environment that cannot open the lock file for writing (a read-only
+ * directory or file system) keeps a private table instead: see the
+ * header. */
+static int lock_open(mapkv_env *env, const char *path, unsigned nslots,
+		     unsigned mode, const mk_meta *m)
+{
+	os_vfs *vfs = env->vfs;
+	size_t plen = strlen(path);
+	char *lp = vfs->alloc(vfs, plen + 6);
+	if (!lp)
+		return MAPKV_NOMEM;
+	memcpy(lp, path, plen);
+	memcpy(lp + plen, "-lock", 6);
+	int created, rc;
+	rc = vfs->open(vfs, lp, OS_OPEN_CREATE, mode, &env->lkfile, &created);
+	vfs->free(vfs, lp);
+	if (rc) {
+		env->lkfile = NULL;
+		if (!(env->flags & MAPKV_RDONLY))
+			return rc;
+		env->lk_private = 1;
+		env->lk_len = lk_file_size(nslots);
+		if (!(env->lk = zalloc(vfs, env->lk_len)))
+			return MAPKV_NOMEM;
+		env->lk->magic = LK_MAGIC;
+		env->lk->version = LK_VERSION;
+		env->lk->nslots = nslots;
+		env->lk->page_size = env->psize;
+		env->lk->meta[0] = *m;
+		goto view;
+	}
+	os_file *f = env->lkfile;
+	if ((rc = vfs->lock_byte(f, LK_BYTE_INIT, 1, 1)))
+		return rc;
+	rc = vfs->lock_byte(f, LK_BYTE_ALIVE, 1, 0);
+	if (rc == 0) {
+		/* Alone: whatever the file holds was left by processes that
+		 * are gone. Start it afresh. */
+		env->lk_len = lk_file_size(nslots);
+		if (!(rc = vfs->resize(f, 0)) &&
+		    !(rc = vfs->resize(f, env->lk_len)) &&
+		    !(rc = vfs->map_rw(f, env->lk_len, (void **)&env->lk))) {
+			env->lk->magic = LK_MAGIC;
+			env->lk->version = LK_VERSION;
+			env->lk->nslots = nslots;
+			env->lk->page_size = env->psize;
+			env->lk->meta[0] = *m;
+			atomic_store(&env->lk->meta_seq, 0);
+			rc = vfs->lock_byte(f, LK_BYTE_ALIVE, 0, 1);
+		}
+	} else if (rc == MAPKV_BUSY) {
+		uint64_t size;
+		if (!(rc = vfs->lock_byte(f, LK_BYTE_ALIVE, 0, 1)) &&
+		    !(rc = vfs->size(f, &size))) {
+			if (size < LK_HEADER || size > (1u << 30)) {
+				rc = MAPKV_CORRUPT;
+			} else {
+				env->lk_len = (size_t)size;
+				rc = vfs->map_rw(f, env->lk_len,
+						 (void **)&env->lk);
+			}
+		}
+		if (!rc &&
+		    (env->lk->magic != LK_MAGIC ||
+		     env->lk->version != LK_VERSION ||
+		     env->lk->page_size != env->psize || env->lk->nslots == 0 ||
+		     lk_file_size(env->lk->nslots) > env->lk_len))
+			rc = MAPKV_CORRUPT; /* not a lock file of ours */
+	}
+	vfs->unlock_byte(f, LK_BYTE_INIT);
+	if (rc)
+		return rc;
+view:
+	env->readers.nslots = env->lk->nslots;
+	env->readers.slots = (lk_slot *)((uint8_t *)env->lk + LK_HEADER);
+	return 0;
+}
+
 static void env_free(mapkv_env *env)
 {
 	os_vfs *vfs = env->vfs;
@@ -293,8 +409,14 @@ static void env_free(mapkv_env *env)
 				vfs->free(vfs, env->dbis[i].name);
 		vfs->free(vfs, env->dbis);
 	}
-	if (env->readers.slots)
-		vfs->free(vfs, env->readers.slots);
+	if (env->lk_private && env->lk)
+		vfs->free(vfs, env->lk);
+	else if (env->lk)
+		vfs->unmap_rw(env->lkfile, env->lk, env->lk_len);
+	if (env->lkfile)
+		vfs->close(env->lkfile);
+	if (env->map_mutex)
+		os_mutex_destroy(env->map_mutex);
 	if (env->wscratch)
 		vfs->free(vfs, env->wscratch);
 	if (env->split_node)
@@ -308,14 +430,6 @@ static void env_free(mapkv_env *env)
 	if (env->path)
 		vfs->free(vfs, env->path);
 	vfs->free(vfs, env);
-}
-
-static void *zalloc(os_vfs *vfs, size_t n)
-{
-	void *p = vfs->alloc(vfs, n);
-	if (p)
-		memset(p, 0, n);
-	return p;
 }
 
 int env_open_vfs(mapkv_env **out, const char *path, const mapkv_options *opts,
@@ -337,7 +451,7 @@ int env_open_vfs(mapkv_env **out, const char *path, const mapkv_options *opts,
 	env->flags = o.flags;
 	env->gran = vfs->map_granularity(vfs);
 	env->max_dbs = (o.max_dbs ? o.max_dbs : 128) + 1;
-	env->readers.nslots = o.max_readers ? o.max_readers : 126;
+	unsigned nslots = o.max_readers ? o.max_readers : 126;
 	uint64_t maxsz = o.max_size ? o.max_size : default_max_size();
 	size_t plen = strlen(path);
 	if (!(env->path = vfs->alloc(vfs, plen + 1))) {
@@ -346,13 +460,12 @@ int env_open_vfs(mapkv_env **out, const char *path, const mapkv_options *opts,
 	}
 	memcpy(env->path, path, plen + 1);
 	if ((rc = os_mutex_create(&env->wmutex)) ||
-	    (rc = os_mutex_create(&env->mutex)))
+	    (rc = os_mutex_create(&env->mutex)) ||
+	    (rc = os_mutex_create(&env->map_mutex)))
 		goto fail;
-	env->readers.slots =
-		zalloc(vfs, (env->readers.nslots + 1) * sizeof(lk_slot));
 	env->dbis = zalloc(vfs, env->max_dbs * sizeof(dbi_slot));
 	env->wscratch = vfs->alloc(vfs, 4 * (size_t)MK_MAX_PAGE);
-	if (!env->readers.slots || !env->dbis || !env->wscratch) {
+	if (!env->dbis || !env->wscratch) {
 		rc = MAPKV_NOMEM;
 		goto fail;
 	}
@@ -430,7 +543,8 @@ int env_open_vfs(mapkv_env **out, const char *path, const mapkv_options *opts,
 	if (rc)
 		goto fail;
 	env->map_len = maplen;
-	txn_publish_meta(env, &m);
+	if ((rc = lock_open(env, path, nslots, o.mode ? o.mode : 0644, &m)))
+		goto fail;
 	*out = env;
 	return 0;
 fail:

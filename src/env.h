@@ -37,12 +37,15 @@ struct mapkv_env {
 	os_mutex *wmutex; /* one writer in this process */
 	os_mutex *mutex;  /* the dbi table */
 
-	/* The last commit, published with a sequence lock so that readers
-	 * copy it without taking a lock (txn.c). */
-	_Atomic uint64_t meta_seq;
-	mk_meta meta;
-	_Atomic uint64_t cur_txnid;
-
+	/* The lock file (lock.h): the last published commit, under a
+	 * sequence lock that readers copy without taking a lock, and the
+	 * reader table. lk_private: the lock file could not be created
+	 * (read-only file system) and this table is private memory. */
+	os_file *lkfile;
+	lk_header *lk;
+	size_t lk_len;
+	int lk_private;
+	os_mutex *map_mutex; /* growing the map (readers and the writer) */
 	lk_table readers;
 	uint64_t pid;
 

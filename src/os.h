@@ -101,12 +101,29 @@ struct os_vfs {
 	int (*lock)(os_file *f, int kind, int wait);
 	int (*unlock)(os_file *f, int kind);
 
+	/* Byte-range locks on the lock file: shared or exclusive, on one byte
+	 * at @off, released by the kernel when the holder dies. Taking a lock
+	 * on a byte this handle already locks converts it (exclusive to shared
+	 * or back). wait=0: MAPKV_BUSY if another handle holds a conflicting
+	 * lock. OFD locks where the system has them, so two handles in one
+	 * process exclude each other too. */
+	int (*lock_byte)(os_file *f, uint64_t off, int exclusive, int wait);
+	int (*unlock_byte)(os_file *f, uint64_t off);
+
+	/* Map the first @len bytes of the file shared and writable (the lock
+	 * file, never the database). */
+	int (*map_rw)(os_file *f, size_t len, void **p);
+	void (*unmap_rw)(os_file *f, void *p, size_t len);
+
 	/* Is process @pid alive? */
 	int (*pid_alive)(os_vfs *vfs, uint64_t pid);
 	uint64_t (*pid)(os_vfs *vfs);
 
 	/* Monotonic clock in nanoseconds. */
 	uint64_t (*clock_ns)(os_vfs *vfs);
+	/* Wall clock in nanoseconds since 1970 (comparable across
+	 * processes). */
+	uint64_t (*time_ns)(os_vfs *vfs);
 };
 
 /* The platform's default table (a static, shared, never freed). */

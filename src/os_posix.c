@@ -811,6 +811,82 @@ static int px_unlock(os_file *f, int kind)
 
 /* --------------------------------------------------- processes and clock */
 
+static int px_lock_byte(os_file *f, uint64_t off, int exclusive, int wait)
+{
+	struct flock fl;
+	int rc, cmd;
+
+	if (f == NULL)
+		return MAPKV_INVALID;
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = exclusive ? F_WRLCK : F_RDLCK;
+	fl.l_whence = SEEK_SET;
+	fl.l_start = (off_t)off;
+	fl.l_len = 1;
+#ifdef F_OFD_SETLK
+	cmd = wait ? F_OFD_SETLKW : F_OFD_SETLK;
+#else
+	/* Classic locks belong to the process: two environments of one
+	 * file in one process do not exclude each other (documented). */
+	cmd = wait ? F_SETLKW : F_SETLK;
+#endif
+	do
+		rc = fcntl(f->fd, cmd, &fl);
+	while (rc != 0 && errno == EINTR);
+	if (rc == 0)
+		return 0;
+	if (errno == EAGAIN || errno == EACCES)
+		return MAPKV_BUSY;
+	return MAPKV_IO;
+}
+
+static int px_unlock_byte(os_file *f, uint64_t off)
+{
+	struct flock fl;
+
+	if (f == NULL)
+		return MAPKV_INVALID;
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_UNLCK;
+	fl.l_whence = SEEK_SET;
+	fl.l_start = (off_t)off;
+	fl.l_len = 1;
+#ifdef F_OFD_SETLK
+	return fcntl(f->fd, F_OFD_SETLK, &fl) == 0 ? 0 : MAPKV_IO;
+#else
+	return fcntl(f->fd, F_SETLK, &fl) == 0 ? 0 : MAPKV_IO;
+#endif
+}
+
+static int px_map_rw(os_file *f, size_t len, void **pp)
+{
+	void *p;
+
+	if (f == NULL || len == 0)
+		return MAPKV_INVALID;
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, f->fd, 0);
+	if (p == MAP_FAILED)
+		return MAPKV_IO;
+	*pp = p;
+	return 0;
+}
+
+static void px_unmap_rw(os_file *f, void *p, size_t len)
+{
+	(void)f;
+	if (p)
+		munmap(p, len);
+}
+
+static uint64_t px_time_ns(os_vfs *vfs)
+{
+	struct timespec ts;
+
+	(void)vfs;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static int px_pid_alive(os_vfs *vfs, uint64_t pid)
 {
 	int e = errno, alive;
@@ -868,6 +944,11 @@ static os_vfs posix_vfs = {
 	.pid_alive = px_pid_alive,
 	.pid = px_pid,
 	.clock_ns = px_clock_ns,
+	.time_ns = px_time_ns,
+	.lock_byte = px_lock_byte,
+	.unlock_byte = px_unlock_byte,
+	.map_rw = px_map_rw,
+	.unmap_rw = px_unmap_rw,
 };
 
 os_vfs *os_default_vfs(void)

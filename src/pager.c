@@ -361,13 +361,15 @@ int pager_grow(mapkv_env *env, uint64_t bytes)
 	int rc = env->vfs->resize(env->file, want);
 	if (rc)
 		return rc;
-	uint64_t old_map = env->map_len;
-	rc = env->vfs->map_extend(env->file, env->map, old_map, want);
-	if (rc)
-		return rc;
-	env->map_len = want;
 	env->file_size = want;
-	return 0;
+	/* Readers of this process may be extending the map too. */
+	os_mutex_lock(env->map_mutex);
+	uint64_t old_map = env->map_len;
+	if (want > old_map &&
+	    !(rc = env->vfs->map_extend(env->file, env->map, old_map, want)))
+		env->map_len = want;
+	os_mutex_unlock(env->map_mutex);
+	return rc;
 }
 
 /* ---- commit ---- */

@@ -39,33 +39,36 @@
 
 #include "checksum.h"
 
-int env_load_meta(mapkv_env *env, mk_meta *m); /* env.c */
+/* env.c */
+int env_load_meta(mapkv_env *env, mk_meta *m);
+int env_map_to(mapkv_env *env, uint64_t pages);
+int env_pid_alive(void *env, uint64_t pid);
 
 /* ---- meta publication (sequence lock) ---- */
 
-void txn_read_meta(mapkv_env *env, mk_meta *m)
+uint64_t txn_read_meta(mapkv_env *env, mk_meta *m)
 {
+	lk_header *h = env->lk;
 	for (;;) {
-		uint64_t s1 = atomic_load_explicit(&env->meta_seq,
+		uint64_t s1 = atomic_load_explicit(&h->meta_seq,
 						   memory_order_acquire);
-		if (s1 & 1)
-			continue;
-		memcpy(m, &env->meta, sizeof(*m));
+		memcpy(m, &h->meta[s1 & 1], sizeof(*m));
 		atomic_thread_fence(memory_order_acquire);
-		uint64_t s2 = atomic_load_explicit(&env->meta_seq,
+		uint64_t s2 = atomic_load_explicit(&h->meta_seq,
 						   memory_order_relaxed);
-		if (s1 == s2)
-			return;
+		/* The next writer fills the other copy; only the one after
+		 * it could have been writing this one. */
+		if (s2 - s1 < 2)
+			return s1;
 	}
 }
 
 void txn_publish_meta(mapkv_env *env, const mk_meta *m)
 {
-	atomic_fetch_add_explicit(&env->meta_seq, 1, memory_order_acq_rel);
-	atomic_thread_fence(memory_order_release);
-	memcpy(&env->meta, m, sizeof(*m));
-	atomic_fetch_add_explicit(&env->meta_seq, 1, memory_order_release);
-	atomic_store(&env->cur_txnid, m->txnid);
+	lk_header *h = env->lk;
+	uint64_t s = atomic_load(&h->meta_seq);
+	memcpy(&h->meta[(s + 1) & 1], m, sizeof(*m));
+	atomic_store_explicit(&h->meta_seq, s + 1, memory_order_release);
 }
 
 int txn_fail(mapkv_txn *txn, int rc)
@@ -479,19 +482,28 @@ int txn_dbi_list(mapkv_txn *txn, int (*fn)(void *ctx, const char *name),
 static int begin_read(mapkv_env *env, mapkv_txn *txn, unsigned flags)
 {
 	int rc;
-	if (flags & TXN_INTERNAL) {
-		/* The reserved slot; the caller holds env->mutex. */
-		txn->slot = env->readers.nslots;
-		atomic_store(&env->readers.slots[txn->slot].pid, env->pid);
-	} else if ((rc = lk_reader_claim(&env->readers, env->pid,
-					 &txn->slot))) {
+	rc = lk_reader_claim(&env->readers, env->pid, 0, &txn->slot);
+	if (rc == MAPKV_READERS_FULL &&
+	    lk_reap(&env->readers, env->pid, env_pid_alive, env))
+		rc = lk_reader_claim(&env->readers, env->pid, 0, &txn->slot);
+	if (rc == MAPKV_READERS_FULL && (flags & TXN_INTERNAL))
+		rc = lk_reader_claim_internal(&env->readers, env->pid,
+					      &txn->slot);
+	if (rc)
 		return rc;
-	}
 	for (;;) {
-		txn_read_meta(env, &txn->meta);
-		lk_reader_set(&env->readers, txn->slot, txn->meta.txnid);
-		if (atomic_load(&env->cur_txnid) == txn->meta.txnid)
+		uint64_t seq = txn_read_meta(env, &txn->meta);
+		lk_reader_set(&env->readers, txn->slot, txn->meta.txnid,
+			      env->vfs->time_ns(env->vfs));
+		/* Still the last commit once the slot is visible? Then no
+		 * writer can reuse a page of it (see lock.c). */
+		if (atomic_load(&env->lk->meta_seq) == seq)
 			break;
+	}
+	/* Another process may have grown the file. */
+	if ((rc = env_map_to(env, txn->meta.last_pgno))) {
+		lk_reader_release(&env->readers, txn->slot);
+		return rc;
 	}
 	txn->txnid = txn->meta.txnid;
 	rc = pager_begin(&txn->pg, env, txn->meta.last_pgno, 0);
@@ -535,7 +547,11 @@ static int begin_write(mapkv_env *env, mapkv_txn *txn, unsigned flags)
 	/* Another process may have committed: start from the disk. */
 	if ((rc = env_load_meta(env, &txn->meta)))
 		goto fail;
-	if (txn->meta.txnid != atomic_load(&env->cur_txnid))
+	/* Freed slots of dead readers give their pages back. */
+	lk_reap(&env->readers, env->pid, env_pid_alive, env);
+	mk_meta pub;
+	txn_read_meta(env, &pub);
+	if (txn->meta.txnid != pub.txnid)
 		txn_publish_meta(env, &txn->meta);
 	txn->txnid = txn->meta.txnid + 1;
 	if ((rc = pager_begin(&txn->pg, env, txn->meta.last_pgno, 1)))

@@ -7,8 +7,8 @@
 
 #include "env.h"
 
-/* With MAPKV_RDONLY | TXN_INTERNAL, a read transaction on the reserved
- * reader slot (the caller holds env->mutex). */
+/* With MAPKV_RDONLY | TXN_INTERNAL, a read transaction that may take the
+ * reserved reader slot when every public one is in use. */
 #define TXN_INTERNAL 0x80000000u
 int txn_begin(mapkv_env *env, unsigned flags, mapkv_txn **out);
 int txn_commit(mapkv_txn *txn);
@@ -29,8 +29,9 @@ int txn_dbi_drop(mapkv_txn *txn, mapkv_dbi dbi, int del);
 int txn_dbi_list(mapkv_txn *txn, int (*fn)(void *ctx, const char *name),
 		 void *ctx);
 
-/* Copy the last published commit's meta without taking a lock. */
-void txn_read_meta(mapkv_env *env, mk_meta *m);
+/* Copy the last published commit's meta without taking a lock; returns
+ * the publication count it was read at. */
+uint64_t txn_read_meta(mapkv_env *env, mk_meta *m);
 /* Publish a new commit's meta to this process's readers. */
 void txn_publish_meta(mapkv_env *env, const mk_meta *m);
 

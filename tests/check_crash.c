@@ -364,8 +364,16 @@ START_TEST(test_damaged_newest_meta_falls_back_to_previous_commit)
 			 "meta page %d damaged: state %d, expected %d or %d", p,
 			 s, N, N - 1);
 		tu_verify_db(e, 0, models[s]);
-		ck_assert_uint_eq(tu_env_info(e).last_txnid,
-				  s == N ? T : T - 1);
+		/* A writable open rewrites the damaged meta page as a copy
+		 * of the other one under the next id, so the id is the
+		 * commit opened at, or one more. */
+		uint64_t id = tu_env_info(e).last_txnid,
+			 at = s == N ? T : T - 1;
+		tu_check(id == at || id == at + 1,
+			 "meta page %d damaged: opened at id %llu, expected "
+			 "%llu or %llu",
+			 p, (unsigned long long)id, (unsigned long long)at,
+			 (unsigned long long)at + 1);
 		state_of[p] = s;
 		mapkv_close(e);
 	}

@@ -1,0 +1,422 @@
+/*
+ * check_multiproc.c: several processes on one database: the shared reader
+ * table in the lock file, one writer across processes, readers and writers
+ * killed at random, growth seen by every process, two environments of one
+ * file in one process.
+ *
+ * Values written by the writer embed the commit number and a checksum,
+ * so a reader can tell a torn or reused page from a real value.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mapkv.h"
+#include "testutil.h"
+
+#define NKEYS 2000
+#define VLEN 64
+
+/* value: 8 commit number, 8 key number, filler, 8 checksum of the rest */
+static void make_val(unsigned char *v, uint64_t commit, uint64_t key)
+{
+	memcpy(v, &commit, 8);
+	memcpy(v + 8, &key, 8);
+	tu_fill_bytes(v + 16, VLEN - 24, commit * 1000003u + key);
+	uint64_t h = tu_hash64(v, VLEN - 8);
+	memcpy(v + VLEN - 8, &h, 8);
+}
+
+static int val_ok(const void *p, size_t n, uint64_t key, uint64_t *commit)
+{
+	const unsigned char *v = p;
+	uint64_t h, k;
+	if (n != VLEN)
+		return 0;
+	memcpy(&h, v + VLEN - 8, 8);
+	memcpy(&k, v + 8, 8);
+	memcpy(commit, v, 8);
+	return h == tu_hash64(v, VLEN - 8) && k == key;
+}
+
+static size_t key_of(unsigned char *k, uint64_t i)
+{
+	return tu_make_seq_key(k, 12, i);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* One commit of the writer: update @n random keys and "counter". */
+static int writer_commit(mapkv_env *env, uint64_t commit, tu_rng *r, int n)
+{
+	mapkv_txn *txn;
+	int rc = mapkv_txn_begin(env, 0, &txn);
+	if (rc)
+		return rc;
+	unsigned char k[16], v[VLEN];
+	for (int i = 0; i < n && !rc; i++) {
+		uint64_t key = tu_rng_below(r, NKEYS);
+		mapkv_val kv = {k, key_of(k, key)}, vv = {v, VLEN};
+		make_val(v, commit, key);
+		rc = mapkv_put(txn, 0, &kv, &vv, 0);
+	}
+	if (!rc) {
+		mapkv_val kv = {"counter", 7}, vv = {&commit, 8};
+		rc = mapkv_put(txn, 0, &kv, &vv, 0);
+	}
+	if (rc) {
+		mapkv_txn_abort(txn);
+		return rc;
+	}
+	return mapkv_txn_commit(txn);
+}
+
+/* A reader process: read transactions until @until, each reading the
+ * counter and 50 keys twice. Exits with the number of violations (capped),
+ * or 100 + an error. */
+static void reader_proc(const char *path, double until, uint64_t seed)
+{
+	mapkv_env *env;
+	if (mapkv_open(&env, path, NULL))
+		_exit(101);
+	tu_rng r;
+	tu_rng_init(&r, seed);
+	uint64_t last_counter = 0, txns = 0;
+	int bad = 0;
+	while (now_s() < until && bad < 50) {
+		mapkv_txn *txn;
+		if (mapkv_txn_begin(env, MAPKV_RDONLY, &txn))
+			_exit(102);
+		mapkv_val ck = {"counter", 7}, cv;
+		uint64_t counter = 0;
+		if (mapkv_get(txn, 0, &ck, &cv) == 0 && cv.size == 8)
+			memcpy(&counter, cv.data, 8);
+		if (counter < last_counter)
+			bad++; /* ids went backwards between transactions */
+		last_counter = counter;
+		uint64_t first[50];
+		unsigned char k[16];
+		for (int pass = 0; pass < 2; pass++) {
+			tu_rng rr = r;
+			for (int i = 0; i < 50; i++) {
+				uint64_t key = tu_rng_below(&rr, NKEYS);
+				mapkv_val kv = {k, key_of(k, key)}, vv;
+				uint64_t commit = 0;
+				int rc = mapkv_get(txn, 0, &kv, &vv);
+				if (rc == MAPKV_NOTFOUND) {
+					commit = 0;
+				} else if (rc ||
+					   !val_ok(vv.data, vv.size, key,
+						   &commit) ||
+					   commit > counter) {
+					bad++; /* damaged or from the future */
+				}
+				if (pass == 0)
+					first[i] = commit;
+				else if (first[i] != commit)
+					bad++; /* not a repeatable read */
+			}
+		}
+		tu_rng_next(&r);
+		mapkv_txn_abort(txn);
+		txns++;
+	}
+	mapkv_close(env);
+	_exit(bad > 99 ? 99 : bad);
+}
+
+static pid_t spawn_reader(const char *path, double until, uint64_t seed)
+{
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		reader_proc(path, until, seed);
+	return pid;
+}
+
+static void expect_exit0(pid_t pid, const char *who)
+{
+	int st;
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	tu_check(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		 "%s exited with status %d (signal %d)", who,
+		 WIFEXITED(st) ? WEXITSTATUS(st) : -1,
+		 WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+}
+
+START_TEST(test_one_writer_four_reader_processes_see_consistent_snapshots)
+{
+	const char *path = tu_path("db");
+	mapkv_env *env = tu_open("db", 0, 0);
+	tu_rng r;
+	tu_rng_init(&r, tu_seed(0x3a11));
+	ck_assert_rc(writer_commit(env, 1, &r, NKEYS), 0);
+	double secs = (double)tu_scale(10, 60);
+	double until = now_s() + secs;
+	pid_t rd[4];
+	for (int i = 0; i < 4; i++)
+		rd[i] = spawn_reader(path, until, 77 + i);
+	uint64_t commit = 1;
+	while (now_s() < until)
+		ck_assert_rc(writer_commit(env, ++commit, &r, 20), 0);
+	for (int i = 0; i < 4; i++)
+		expect_exit0(rd[i], "reader");
+	tu_check(commit > 20, "only %llu commits", (unsigned long long)commit);
+	/* Everything is reachable exactly once after all that. */
+	mapkv_txn *txn = tu_begin(env, MAPKV_RDONLY);
+	ck_assert_rc(mapkv_check(txn, NULL, NULL, NULL), 0);
+	mapkv_txn_abort(txn);
+	mapkv_close(env);
+}
+END_TEST
+
+/* The writer: commits in a loop, reporting each acknowledged commit on a
+ * pipe, until killed. */
+static void writer_proc(const char *path, int fd, uint64_t from)
+{
+	mapkv_env *env;
+	if (mapkv_open(&env, path, NULL))
+		_exit(101);
+	tu_rng r;
+	tu_rng_init(&r, from);
+	for (uint64_t c = from;; c++) {
+		if (writer_commit(env, c, &r, 5))
+			_exit(102);
+		if (write(fd, &c, 8) != 8)
+			_exit(103);
+	}
+}
+
+START_TEST(
+	test_writer_killed_50_times_never_blocks_and_keeps_acknowledged_commits)
+{
+	const char *path = tu_path("db");
+	mapkv_env *env = tu_open("db", 0, 0);
+	tu_rng r;
+	tu_rng_init(&r, tu_seed(0x3a12));
+	ck_assert_rc(writer_commit(env, 1, &r, NKEYS), 0);
+	int kills = (int)tu_scale(50, 300);
+	double until = now_s() + 3600;
+	pid_t rd[2];
+	for (int i = 0; i < 2; i++)
+		rd[i] = spawn_reader(path, until, 99 + i);
+	uint64_t acked = 1;
+	for (int k = 0; k < kills; k++) {
+		int fds[2];
+		ck_assert_int_eq(pipe(fds), 0);
+		pid_t w = fork();
+		ck_assert_int_ge(w, 0);
+		if (w == 0) {
+			close(fds[0]);
+			writer_proc(path, fds[1], acked + 1);
+		}
+		close(fds[1]);
+		/* Let it commit a little, then kill it at a random moment. */
+		uint64_t c;
+		ck_assert_int_eq(read(fds[0], &c, 8), 8);
+		acked = c;
+		usleep((useconds_t)tu_rng_below(&r, 20000));
+		kill(w, SIGKILL);
+		int st;
+		ck_assert_int_eq(waitpid(w, &st, 0), w);
+		ck_assert(WIFSIGNALED(st));
+		while (read(fds[0], &c, 8) == 8)
+			acked = c;
+		close(fds[0]);
+		/* The kernel released its lock: a writer starts at once. */
+		mapkv_txn *txn;
+		ck_assert_rc(mapkv_txn_begin(env, MAPKV_TRY, &txn), 0);
+		mapkv_val kv = {"counter", 7}, vv;
+		ck_assert_rc(mapkv_get(txn, 0, &kv, &vv), 0);
+		uint64_t counter;
+		memcpy(&counter, vv.data, 8);
+		tu_check(counter >= acked && counter <= acked + 1,
+			 "kill %d: counter %llu, acknowledged %llu", k,
+			 (unsigned long long)counter,
+			 (unsigned long long)acked);
+		mapkv_txn_abort(txn);
+		acked = counter;
+	}
+	for (int i = 0; i < 2; i++) {
+		kill(rd[i], SIGKILL); /* SIGTERM would run Check's handler */
+		waitpid(rd[i], NULL, 0);
+	}
+	mapkv_txn *txn = tu_begin(env, MAPKV_RDONLY);
+	ck_assert_rc(mapkv_check(txn, NULL, NULL, NULL), 0);
+	mapkv_txn_abort(txn);
+	mapkv_close(env);
+}
+END_TEST
+
+/* Reader processes killed while holding snapshots: their slots are found
+ * and freed, and the pages they pinned are reused. */
+START_TEST(test_killed_readers_release_their_slots_and_pages)
+{
+	const char *path = tu_path("db");
+	mapkv_env *env = tu_open("db", 0, 0);
+	tu_rng r;
+	tu_rng_init(&r, tu_seed(0x3a13));
+	ck_assert_rc(writer_commit(env, 1, &r, NKEYS), 0);
+	pid_t rd[3];
+	for (int i = 0; i < 3; i++) {
+		int fds[2];
+		ck_assert_int_eq(pipe(fds), 0);
+		rd[i] = fork();
+		ck_assert_int_ge(rd[i], 0);
+		if (rd[i] == 0) {
+			mapkv_env *e;
+			mapkv_txn *t;
+			if (mapkv_open(&e, path, NULL) ||
+			    mapkv_txn_begin(e, MAPKV_RDONLY, &t))
+				_exit(1);
+			if (write(fds[1], "r", 1) != 1)
+				_exit(2);
+			for (;;)
+				pause();
+		}
+		char c;
+		ck_assert_int_eq(read(fds[0], &c, 1), 1);
+		close(fds[0]);
+		close(fds[1]);
+	}
+	mapkv_envinfo info = tu_env_info(env);
+	ck_assert_uint_eq(info.num_readers, 3);
+	ck_assert_uint_eq(info.oldest_reader_txnid, 1);
+	mapkv_reader_info list[8];
+	unsigned n;
+	ck_assert_rc(mapkv_reader_list(env, list, 8, &n), 0);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_uint_eq(list[0].txnid, 1);
+	/* While they hold snapshot 1, rewriting everything grows the file. */
+	uint64_t c = 1;
+	for (int i = 0; i < 10; i++)
+		ck_assert_rc(writer_commit(env, ++c, &r, NKEYS), 0);
+	uint64_t pinned = tu_env_info(env).pages_used;
+	for (int i = 0; i < 3; i++) {
+		kill(rd[i], SIGKILL);
+		waitpid(rd[i], NULL, 0);
+	}
+	unsigned dead = 0;
+	ck_assert_rc(mapkv_reader_check(env, &dead), 0);
+	ck_assert_uint_eq(dead, 3);
+	ck_assert_uint_eq(tu_env_info(env).num_readers, 0);
+	/* Now the same rewriting reuses pages: the file stops growing. */
+	for (int i = 0; i < 10; i++)
+		ck_assert_rc(writer_commit(env, ++c, &r, NKEYS), 0);
+	uint64_t mid = tu_env_info(env).pages_used;
+	for (int i = 0; i < 30; i++)
+		ck_assert_rc(writer_commit(env, ++c, &r, NKEYS), 0);
+	uint64_t end = tu_env_info(env).pages_used;
+	tu_check(end <= mid + 8 && mid <= pinned + pinned / 2,
+		 "pages used: %llu while pinned, %llu, then %llu",
+		 (unsigned long long)pinned, (unsigned long long)mid,
+		 (unsigned long long)end);
+	mapkv_close(env);
+}
+END_TEST
+
+/* A reader process that opened the file small sees the pages another
+ * process added later (its map is extended in place). */
+START_TEST(test_growth_by_one_process_is_seen_by_another)
+{
+	const char *path = tu_path("db");
+	mapkv_env *env = tu_open("db", 0, 0);
+	tu_rng r;
+	tu_rng_init(&r, tu_seed(0x3a14));
+	ck_assert_rc(writer_commit(env, 1, &r, 10), 0);
+	uint64_t small = tu_file_size(path);
+	int go[2], done[2];
+	ck_assert_int_eq(pipe(go), 0);
+	ck_assert_int_eq(pipe(done), 0);
+	pid_t child = fork();
+	ck_assert_int_ge(child, 0);
+	if (child == 0) {
+		mapkv_env *e;
+		if (mapkv_open(&e, path, NULL))
+			_exit(1);
+		char c = 'o';
+		if (write(done[1], &c, 1) != 1 || read(go[0], &c, 1) != 1)
+			_exit(2);
+		mapkv_txn *t;
+		if (mapkv_txn_begin(e, MAPKV_RDONLY, &t))
+			_exit(3);
+		/* Every big value, written after this process opened. */
+		for (uint64_t i = 0; i < 3000; i++) {
+			unsigned char k[16];
+			mapkv_val kv = {k, tu_make_seq_key(k, 14, i)}, vv;
+			if (mapkv_get(t, 0, &kv, &vv) || vv.size != 3000 ||
+			    tu_check_bytes(vv.data, 3000, i) != (size_t)-1)
+				_exit(4);
+		}
+		mapkv_txn_abort(t);
+		mapkv_close(e);
+		_exit(0);
+	}
+	char c;
+	ck_assert_int_eq(read(done[0], &c, 1), 1);
+	mapkv_txn *txn = tu_begin(env, 0);
+	unsigned char v[3000];
+	for (uint64_t i = 0; i < 3000; i++) {
+		unsigned char k[16];
+		tu_fill_bytes(v, 3000, i);
+		tu_put(txn, 0, k, tu_make_seq_key(k, 14, i), v, 3000);
+	}
+	tu_commit(txn);
+	ck_assert_uint_gt(tu_file_size(path), 8 * small);
+	ck_assert_int_eq(write(go[1], "g", 1), 1);
+	expect_exit0(child, "reader that opened the file small");
+	mapkv_close(env);
+}
+END_TEST
+
+/* Two environments of one file in one process share the reader table and
+ * exclude each other's writers. */
+START_TEST(test_two_environments_of_one_file_in_one_process)
+{
+	mapkv_env *a = tu_open("db", 0, 0), *b = tu_open("db", 0, 0);
+	mapkv_txn *ta = tu_begin(a, 0);
+	tu_put_str(ta, 0, "k", "from a");
+	mapkv_txn *tb;
+	ck_assert_rc(mapkv_txn_begin(b, MAPKV_TRY, &tb), MAPKV_BUSY);
+	tu_commit(ta);
+	tb = tu_begin(b, MAPKV_RDONLY);
+	tu_expect_str(tb, 0, "k", "from a");
+	/* b's reader pins its snapshot against a's writer. */
+	ck_assert_uint_eq(tu_env_info(a).num_readers, 1);
+	mapkv_txn_abort(tb);
+	tb = tu_begin(b, 0);
+	tu_put_str(tb, 0, "k", "from b");
+	tu_commit(tb);
+	ta = tu_begin(a, MAPKV_RDONLY);
+	tu_expect_str(ta, 0, "k", "from b");
+	mapkv_txn_abort(ta);
+	mapkv_close(b);
+	mapkv_close(a);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("multiproc");
+	TCase *tc = tu_tcase(s, "multiproc", 600);
+	tcase_add_test(
+		tc,
+		test_one_writer_four_reader_processes_see_consistent_snapshots);
+	tcase_add_test(
+		tc,
+		test_writer_killed_50_times_never_blocks_and_keeps_acknowledged_commits);
+	tcase_add_test(tc, test_killed_readers_release_their_slots_and_pages);
+	tcase_add_test(tc, test_growth_by_one_process_is_seen_by_another);
+	tcase_add_test(tc, test_two_environments_of_one_file_in_one_process);
+	return tu_run_suite(s);
+}
