@@ -184,6 +184,18 @@ typedef struct mapkv_reader_info {
  *             MAPKV_NOCREATE); a 0-byte file, or one whose creation never
  *             completed, opens as an empty database.
  * @param opts options, or NULL for defaults.
+ *
+ * Several processes (and several environments in one process) may open
+ * the same file. They share a lock file, @p path followed by "-lock",
+ * created beside the database with the same mode: it holds the table of
+ * read transactions, so a writer in any process keeps the pages every
+ * reader still uses, and it is rebuilt when the last process has gone.
+ * One write transaction runs at a time across all of them. An environment
+ * opened MAPKV_RDONLY where the lock file cannot be opened for writing (a
+ * read-only directory or file system) keeps its reader table to itself:
+ * it works, but a writer in another process would not see its readers and
+ * could reuse pages under them, so use it only when nothing writes the
+ * file meanwhile (mapkv_env_info tells which case applies).
  * @return 0; MAPKV_INVALID for a NULL argument or unknown flag;
  *         MAPKV_IO (errno set) if the file cannot be opened or mapped;
  *         MAPKV_CORRUPT if it is not a mapkv file or both meta pages are

@@ -93,13 +93,19 @@ int sh_stat(struct shell *sh)
 			",\"page_size\":%u,\"file_size\":%llu,"
 			"\"max_size\":%llu,\"last_txnid\":%llu,"
 			"\"pages_used\":%llu,\"pages_free\":%llu,"
-			"\"readers\":%u,\"max_readers\":%u}\n",
+			"\"readers\":%u,\"max_readers\":%u,"
+			"\"oldest_reader_pid\":%llu,"
+			"\"oldest_reader_txnid\":%llu,"
+			"\"oldest_reader_age_ms\":%llu}\n",
 			ei.page_size, (unsigned long long)ei.file_size,
 			(unsigned long long)ei.max_size,
 			(unsigned long long)ei.last_txnid,
 			(unsigned long long)ei.pages_used,
 			(unsigned long long)ei.pages_free, ei.num_readers,
-			ei.max_readers);
+			ei.max_readers,
+			(unsigned long long)ei.oldest_reader_pid,
+			(unsigned long long)ei.oldest_reader_txnid,
+			(unsigned long long)ei.oldest_reader_age_ms);
 	} else {
 		fputs("file              ", f);
 		out_text(f, sh->path, strlen(sh->path));
@@ -117,6 +123,14 @@ int sh_stat(struct shell *sh)
 			(unsigned long long)ei.pages_used,
 			(unsigned long long)ei.pages_free, ei.num_readers,
 			ei.max_readers);
+		/* The reader that keeps the oldest pages from being reused. */
+		if (ei.oldest_reader_pid)
+			fprintf(f,
+				"oldest reader     pid %llu, transaction %llu, "
+				"for %llu ms\n",
+				(unsigned long long)ei.oldest_reader_pid,
+				(unsigned long long)ei.oldest_reader_txnid,
+				(unsigned long long)ei.oldest_reader_age_ms);
 		fprintf(f, "%-18s %5s %10s %8s %8s %8s\n", "trees", "depth",
 			"entries", "branch", "leaf", "overflow");
 	}

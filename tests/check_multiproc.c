@@ -292,6 +292,13 @@ START_TEST(test_killed_readers_release_their_slots_and_pages)
 	mapkv_envinfo info = tu_env_info(env);
 	ck_assert_uint_eq(info.num_readers, 3);
 	ck_assert_uint_eq(info.oldest_reader_txnid, 1);
+	ck_assert_int_eq(info.shared_lock_file, 1);
+	tu_check(info.oldest_reader_pid == (uint64_t)rd[0] ||
+			 info.oldest_reader_pid == (uint64_t)rd[1] ||
+			 info.oldest_reader_pid == (uint64_t)rd[2],
+		 "oldest reader pid %llu is none of the readers",
+		 (unsigned long long)info.oldest_reader_pid);
+	ck_assert_uint_lt(info.oldest_reader_age_ms, 600000);
 	mapkv_reader_info list[8];
 	unsigned n;
 	ck_assert_rc(mapkv_reader_list(env, list, 8, &n), 0);
@@ -321,6 +328,116 @@ START_TEST(test_killed_readers_release_their_slots_and_pages)
 		 "pages used: %llu while pinned, %llu, then %llu",
 		 (unsigned long long)pinned, (unsigned long long)mid,
 		 (unsigned long long)end);
+	mapkv_close(env);
+}
+END_TEST
+
+/* Fork @n processes that each begin a read transaction, report, and wait
+ * to be killed. */
+static void hold_readers(const char *path, pid_t *rd, int n)
+{
+	for (int i = 0; i < n; i++) {
+		int fds[2];
+		ck_assert_int_eq(pipe(fds), 0);
+		rd[i] = fork();
+		ck_assert_int_ge(rd[i], 0);
+		if (rd[i] == 0) {
+			mapkv_env *e;
+			mapkv_txn *t;
+			if (mapkv_open(&e, path, NULL) ||
+			    mapkv_txn_begin(e, MAPKV_RDONLY, &t))
+				_exit(1);
+			if (write(fds[1], "r", 1) != 1)
+				_exit(2);
+			for (;;)
+				pause();
+		}
+		char c;
+		ck_assert_int_eq(read(fds[0], &c, 1), 1);
+		close(fds[0]);
+		close(fds[1]);
+	}
+}
+
+/* Without anyone calling mapkv_reader_check: dead readers' slots are
+ * reclaimed when every slot is taken, and when a writer starts. */
+START_TEST(test_dead_reader_slots_are_reclaimed_on_demand)
+{
+	const char *path = tu_path("db");
+	mapkv_env *env = tu_open("db", 0, 0);
+	tu_rng r;
+	tu_rng_init(&r, tu_seed(0x3a15));
+	ck_assert_rc(writer_commit(env, 1, &r, 10), 0);
+	mapkv_close(env);
+	/* A table of 3 slots (the first opener sizes it). */
+	unlink(tu_path("db-lock"));
+	mapkv_options o = {0, 0, 0, 3, 0};
+	ck_assert_rc(mapkv_open(&env, path, &o), 0);
+	pid_t rd[3];
+	hold_readers(path, rd, 3);
+	mapkv_txn *txn;
+	ck_assert_rc(mapkv_txn_begin(env, MAPKV_RDONLY, &txn),
+		     MAPKV_READERS_FULL);
+	for (int i = 0; i < 3; i++) {
+		kill(rd[i], SIGKILL);
+		waitpid(rd[i], NULL, 0);
+	}
+	/* Full again, but of dead readers: the begin reclaims them. */
+	ck_assert_rc(mapkv_txn_begin(env, MAPKV_RDONLY, &txn), 0);
+	mapkv_txn_abort(txn);
+	ck_assert_uint_eq(tu_env_info(env).num_readers, 0);
+	/* And a writer's start reclaims them too. */
+	hold_readers(path, rd, 2);
+	ck_assert_uint_eq(tu_env_info(env).num_readers, 2);
+	for (int i = 0; i < 2; i++) {
+		kill(rd[i], SIGKILL);
+		waitpid(rd[i], NULL, 0);
+	}
+	txn = tu_begin(env, 0);
+	mapkv_txn_abort(txn);
+	ck_assert_uint_eq(tu_env_info(env).num_readers, 0);
+	mapkv_close(env);
+}
+END_TEST
+
+/* ---- a lock file that cannot be opened (read-only file system) ---- */
+
+#include "os.h"
+int env_open_vfs(mapkv_env **out, const char *path, const mapkv_options *opts,
+		 os_vfs *vfs);
+static os_vfs ro_base, ro_vfs;
+
+static int ro_open(os_vfs *v, const char *path, int flags, unsigned mode,
+		   os_file **f, int *created)
+{
+	size_t n = strlen(path);
+	if (n > 5 && strcmp(path + n - 5, "-lock") == 0) {
+		errno = EROFS;
+		return MAPKV_IO;
+	}
+	return ro_base.open(v, path, flags, mode, f, created);
+}
+
+START_TEST(test_readonly_env_without_a_writable_lock_file_still_reads)
+{
+	mapkv_env *env = tu_open("db", 0, 0);
+	mapkv_txn *txn = tu_begin(env, 0);
+	tu_put_str(txn, 0, "k", "v");
+	tu_commit(txn);
+	mapkv_close(env);
+	ro_base = *os_default_vfs();
+	ro_vfs = ro_base;
+	ro_vfs.open = ro_open;
+	/* Writable: the lock file is required. */
+	ck_assert_rc(env_open_vfs(&env, tu_path("db"), NULL, &ro_vfs),
+		     MAPKV_IO);
+	/* Read-only: works, with a private reader table, and says so. */
+	mapkv_options o = {0, 0, MAPKV_RDONLY, 0, 0};
+	ck_assert_rc(env_open_vfs(&env, tu_path("db"), &o, &ro_vfs), 0);
+	ck_assert_int_eq(tu_env_info(env).shared_lock_file, 0);
+	txn = tu_begin(env, MAPKV_RDONLY);
+	tu_expect_str(txn, 0, "k", "v");
+	mapkv_txn_abort(txn);
 	mapkv_close(env);
 }
 END_TEST
@@ -418,5 +535,8 @@ int main(void)
 	tcase_add_test(tc, test_killed_readers_release_their_slots_and_pages);
 	tcase_add_test(tc, test_growth_by_one_process_is_seen_by_another);
 	tcase_add_test(tc, test_two_environments_of_one_file_in_one_process);
+	tcase_add_test(tc, test_dead_reader_slots_are_reclaimed_on_demand);
+	tcase_add_test(
+		tc, test_readonly_env_without_a_writable_lock_file_still_reads);
 	return tu_run_suite(s);
 }
