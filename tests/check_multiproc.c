@@ -258,17 +258,11 @@ START_TEST(
 }
 END_TEST
 
-/* Reader processes killed while holding snapshots: their slots are found
- * and freed, and the pages they pinned are reused. */
-START_TEST(test_killed_readers_release_their_slots_and_pages)
+/* Fork @n processes that each begin a read transaction, report, and wait
+ * to be killed. */
+static void hold_readers(const char *path, pid_t *rd, int n)
 {
-	const char *path = tu_path("db");
-	mapkv_env *env = tu_open("db", 0, 0);
-	tu_rng r;
-	tu_rng_init(&r, tu_seed(0x3a13));
-	ck_assert_rc(writer_commit(env, 1, &r, NKEYS), 0);
-	pid_t rd[3];
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < n; i++) {
 		int fds[2];
 		ck_assert_int_eq(pipe(fds), 0);
 		rd[i] = fork();
@@ -289,6 +283,19 @@ START_TEST(test_killed_readers_release_their_slots_and_pages)
 		close(fds[0]);
 		close(fds[1]);
 	}
+}
+
+/* Reader processes killed while holding snapshots: their slots are found
+ * and freed, and the pages they pinned are reused. */
+START_TEST(test_killed_readers_release_their_slots_and_pages)
+{
+	const char *path = tu_path("db");
+	mapkv_env *env = tu_open("db", 0, 0);
+	tu_rng r;
+	tu_rng_init(&r, tu_seed(0x3a13));
+	ck_assert_rc(writer_commit(env, 1, &r, NKEYS), 0);
+	pid_t rd[3];
+	hold_readers(path, rd, 3);
 	mapkv_envinfo info = tu_env_info(env);
 	ck_assert_uint_eq(info.num_readers, 3);
 	ck_assert_uint_eq(info.oldest_reader_txnid, 1);
@@ -331,33 +338,6 @@ START_TEST(test_killed_readers_release_their_slots_and_pages)
 	mapkv_close(env);
 }
 END_TEST
-
-/* Fork @n processes that each begin a read transaction, report, and wait
- * to be killed. */
-static void hold_readers(const char *path, pid_t *rd, int n)
-{
-	for (int i = 0; i < n; i++) {
-		int fds[2];
-		ck_assert_int_eq(pipe(fds), 0);
-		rd[i] = fork();
-		ck_assert_int_ge(rd[i], 0);
-		if (rd[i] == 0) {
-			mapkv_env *e;
-			mapkv_txn *t;
-			if (mapkv_open(&e, path, NULL) ||
-			    mapkv_txn_begin(e, MAPKV_RDONLY, &t))
-				_exit(1);
-			if (write(fds[1], "r", 1) != 1)
-				_exit(2);
-			for (;;)
-				pause();
-		}
-		char c;
-		ck_assert_int_eq(read(fds[0], &c, 1), 1);
-		close(fds[0]);
-		close(fds[1]);
-	}
-}
 
 /* Without anyone calling mapkv_reader_check: dead readers' slots are
  * reclaimed when every slot is taken, and when a writer starts. */
