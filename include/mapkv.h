@@ -76,9 +76,10 @@ extern "C" {
 #define MAPKV_PANIC (-30016) /**< a sync failed: reopen the environment */
 #define MAPKV_PAGE_SIZE                                                        \
 	(-30017) /**< file uses a page size this build cannot map */
-#define MAPKV_DBS_FULL (-30018)     /**< too many named trees open */
-#define MAPKV_INCOMPATIBLE (-30019) /**< operation incompatible with the tree  \
-				     */
+#define MAPKV_DBS_FULL (-30018) /**< too many named trees open */
+#define MAPKV_INCOMPATIBLE                                                     \
+	(-30019) /**< operation incompatible with the tree                     \
+		  */
 /**@}*/
 
 /** @name Flags for mapkv_options.flags and mapkv_txn_begin(). */
@@ -160,8 +161,8 @@ typedef struct mapkv_envinfo {
 	uint64_t pages_free;  /**< pages recorded as free (reusable later) */
 	uint32_t max_readers; /**< reader slots */
 	uint32_t num_readers; /**< slots held by live read transactions */
-	uint64_t oldest_reader_txnid; /**< oldest snapshot in use, 0 if none */
-	uint64_t oldest_reader_pid;   /**< process holding it, 0 if none */
+	uint64_t oldest_reader_txnid;  /**< oldest snapshot in use, 0 if none */
+	uint64_t oldest_reader_pid;    /**< process holding it, 0 if none */
 	uint64_t oldest_reader_age_ms; /**< how long it has held it */
 	int shared_lock_file; /**< 1: readers are registered in the lock file
 				   beside the database and so seen by every
@@ -390,6 +391,16 @@ typedef int (*mapkv_check_fn)(void *ctx, uint64_t pgno, const char *problem);
  */
 MAPKV_API int mapkv_check(mapkv_txn *txn, mapkv_check_fn fn, void *ctx,
 			  uint64_t *problems);
+
+/** Called as a check advances: @p done of @p total pages examined (done
+ * never decreases; the last call has done == total). */
+typedef void (*mapkv_progress_fn)(void *ctx, uint64_t done, uint64_t total);
+
+/** mapkv_check() that also reports its progress to @p progress (may be
+ * NULL), every 1,024 pages and at the end, with the same @p ctx. */
+MAPKV_API int mapkv_check_progress(mapkv_txn *txn, mapkv_check_fn fn,
+				   mapkv_progress_fn progress, void *ctx,
+				   uint64_t *problems);
 
 /** Flag for mapkv_copy(): rewrite live pages densely. */
 #define MAPKV_COPY_COMPACT 0x1u

@@ -155,6 +155,7 @@ int sh_stat(struct shell *sh)
 struct check_ctx {
 	struct shell *sh;
 	uint64_t n;
+	struct progress pr;
 };
 
 static int check_problem(void *ctx, uint64_t pgno, const char *problem)
@@ -176,6 +177,25 @@ static int check_problem(void *ctx, uint64_t pgno, const char *problem)
 	return sh_interrupted;
 }
 
+/* Progress of a check on stderr (a terminal): quiet for the first second,
+ * then at most four updates a second. */
+static void check_progress(void *ctx, uint64_t done, uint64_t total)
+{
+	struct check_ctx *cc = ctx;
+	struct progress *p = &cc->pr;
+	double t;
+
+	if (!p->on)
+		return;
+	t = sh_now();
+	if (t - p->start < 1.0 || t - p->last < 0.25)
+		return;
+	fprintf(stderr, "\rcheck: %llu of %llu pages (%u%%)...",
+		(unsigned long long)done, (unsigned long long)total,
+		total ? (unsigned)(done * 100 / total) : 100);
+	p->last = t;
+}
+
 int sh_check(struct shell *sh)
 {
 	struct check_ctx cc = {sh, 0};
@@ -185,11 +205,10 @@ int sh_check(struct shell *sh)
 
 	if (sh_txn(sh, 0, &txn, &own))
 		return -1;
-	if (sh->progress)
-		fputs("checking...", stderr);
-	rc = mapkv_check(txn, check_problem, &cc, &problems);
-	if (sh->progress)
-		fputs("\r\033[K", stderr);
+	progress_start(&cc.pr, sh, "check");
+	rc = mapkv_check_progress(txn, check_problem, check_progress, &cc,
+				  &problems);
+	progress_end(&cc.pr);
 	sh_txn_end(sh, txn, own, 0, 1);
 	if (rc && rc != MAPKV_CORRUPT) {
 		sh_error_rc(sh, rc, "the check could not finish");

@@ -15,7 +15,8 @@ int env_open_vfs(mapkv_env **out, const char *path, const mapkv_options *opts,
 		 os_vfs *vfs);
 void env_close(mapkv_env *env);
 int env_copy(mapkv_env *env, const char *path, unsigned flags);
-int txn_check(mapkv_txn *txn, mapkv_check_fn fn, void *ctx, uint64_t *problems);
+int txn_check(mapkv_txn *txn, mapkv_check_fn fn, mapkv_progress_fn progress,
+	      void *ctx, uint64_t *problems);
 
 int mapkv_open(mapkv_env **env, const char *path, const mapkv_options *opts)
 {
@@ -277,8 +278,9 @@ int mapkv_stat(mapkv_txn *txn, mapkv_dbi dbi, mapkv_stat_info *st)
 	return 0;
 }
 
-int mapkv_check(mapkv_txn *txn, mapkv_check_fn fn, void *ctx,
-		uint64_t *problems)
+int mapkv_check_progress(mapkv_txn *txn, mapkv_check_fn fn,
+			 mapkv_progress_fn progress, void *ctx,
+			 uint64_t *problems)
 {
 	if (problems)
 		*problems = 0;
@@ -288,7 +290,13 @@ int mapkv_check(mapkv_txn *txn, mapkv_check_fn fn, void *ctx,
 	/* A writer's free pages are not recorded until it commits. */
 	if (!(txn->flags & MAPKV_RDONLY))
 		return MAPKV_INVALID;
-	return txn_check(txn, fn, ctx, problems);
+	return txn_check(txn, fn, progress, ctx, problems);
+}
+
+int mapkv_check(mapkv_txn *txn, mapkv_check_fn fn, void *ctx,
+		uint64_t *problems)
+{
+	return mapkv_check_progress(txn, fn, NULL, ctx, problems);
 }
 
 int mapkv_copy(mapkv_env *env, const char *path, unsigned flags)

@@ -29,7 +29,9 @@ typedef struct checker {
 	uint64_t npages;
 	uint64_t problems;
 	mapkv_check_fn fn;
+	mapkv_progress_fn progress;
 	void *ctx;
+	uint64_t done; /* pages examined, for progress */
 	int stop;
 	/* counts of the tree being walked */
 	uint64_t entries, branch, leaf, overflow;
@@ -39,6 +41,17 @@ typedef struct checker {
 
 static void report(checker *c, uint64_t pgno, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* Count @n more pages examined; tell the caller every 1,024. */
+static void advance(checker *c, uint64_t n)
+{
+	uint64_t before = c->done;
+	c->done += n;
+	if (c->done > c->npages)
+		c->done = c->npages;
+	if (c->progress && (before >> 10) != (c->done >> 10))
+		c->progress(c->ctx, c->done, c->npages);
+}
 
 #include <stdarg.h>
 
@@ -67,6 +80,7 @@ static int mark_used(checker *c, pgno_t pgno, uint64_t n)
 		return -1;
 	}
 	int rc = 0;
+	advance(c, n);
 	for (uint64_t i = 0; i < n; i++) {
 		if (c->state[pgno + i] != PG_UNSEEN) {
 			report(c, pgno + i,
@@ -316,6 +330,7 @@ static int check_free(checker *c)
 					       p);
 				} else {
 					c->state[p] = PG_FREE;
+					advance(c, 1);
 				}
 			}
 		}
@@ -367,7 +382,8 @@ static void check_metas(checker *c)
 	env->vfs->free(env->vfs, buf);
 }
 
-int txn_check(mapkv_txn *txn, mapkv_check_fn fn, void *ctx, uint64_t *problems)
+int txn_check(mapkv_txn *txn, mapkv_check_fn fn, mapkv_progress_fn progress,
+	      void *ctx, uint64_t *problems)
 {
 	mapkv_env *env = txn->env;
 	checker c;
@@ -376,6 +392,7 @@ int txn_check(mapkv_txn *txn, mapkv_check_fn fn, void *ctx, uint64_t *problems)
 	c.pg = &txn->pg;
 	c.psize = env->psize;
 	c.fn = fn;
+	c.progress = progress;
 	c.ctx = ctx;
 	c.npages = txn->meta.last_pgno;
 	c.state = env->vfs->alloc(env->vfs, c.npages);
@@ -410,6 +427,8 @@ int txn_check(mapkv_txn *txn, mapkv_check_fn fn, void *ctx, uint64_t *problems)
 			       (unsigned long long)first);
 	}
 	env->vfs->free(env->vfs, c.state);
+	if (progress && !rc)
+		progress(ctx, c.npages, c.npages);
 	if (problems)
 		*problems = c.problems;
 	if (rc)

@@ -176,6 +176,43 @@ START_TEST(test_writable_open_repairs_a_damaged_meta_page)
 }
 END_TEST
 
+static void make_db(const char *name);
+
+struct prog {
+	uint64_t calls, last_done, total;
+	int backwards;
+};
+
+static void on_progress(void *ctx, uint64_t done, uint64_t total)
+{
+	struct prog *p = ctx;
+	if (done < p->last_done || done > total)
+		p->backwards = 1;
+	p->calls++;
+	p->last_done = done;
+	p->total = total;
+}
+
+/* Progress goes forward, every 1,024 pages, and ends at the total. */
+START_TEST(test_check_reports_progress_to_the_end)
+{
+	make_db("p.db");
+	mapkv_env *env = tu_open("p.db", 0, 0);
+	mapkv_txn *txn = tu_begin(env, MAPKV_RDONLY);
+	struct prog p = {0, 0, 0, 0};
+	uint64_t n = 1;
+	ck_assert_rc(mapkv_check_progress(txn, NULL, on_progress, &p, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	mapkv_envinfo info = tu_env_info(env);
+	mapkv_txn_abort(txn);
+	ck_assert_int_eq(p.backwards, 0);
+	ck_assert_uint_eq(p.total, info.pages_used);
+	ck_assert_uint_eq(p.last_done, p.total);
+	ck_assert_uint_ge(p.calls, info.pages_used / 1024);
+	mapkv_close(env);
+}
+END_TEST
+
 START_TEST(test_check_refuses_a_write_transaction)
 {
 	mapkv_env *env = tu_open("db", 0, 0);
@@ -516,6 +553,7 @@ int main(void)
 	tcase_add_test(
 		tc, test_check_passes_after_every_commit_of_a_random_workload);
 	tcase_add_test(tc, test_check_refuses_a_write_transaction);
+	tcase_add_test(tc, test_check_reports_progress_to_the_end);
 	tcase_add_test(tc, test_writable_open_repairs_a_damaged_meta_page);
 	tcase_add_test(tc, test_check_finds_each_kind_of_damage);
 	tcase_add_test(
