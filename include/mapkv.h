@@ -202,7 +202,8 @@ typedef struct mapkv_reader_info {
  *         MAPKV_CORRUPT if it is not a mapkv file or both meta pages are
  *         damaged; MAPKV_VERSION_MISMATCH for another format version;
  *         MAPKV_PAGE_SIZE for a page size this system cannot use;
- *         MAPKV_FULL if the file is larger than a nonzero max_size;
+ *         MAPKV_FULL if the file is larger than a nonzero max_size, or the
+ *         disk is full while creating the file or its lock file;
  *         MAPKV_NOMEM.
  */
 MAPKV_API int mapkv_open(mapkv_env **env, const char *path,
@@ -217,7 +218,11 @@ MAPKV_API void mapkv_close(mapkv_env *env);
 
 /**
  * Flush the file to disk. Useful after commits made with MAPKV_NOSYNC.
- * @return 0, MAPKV_IO, MAPKV_INVALID.
+ * A failed sync is final (what it should have made durable may be lost):
+ * the environment then refuses writes and syncs with MAPKV_PANIC until it
+ * is reopened.
+ * @return 0, MAPKV_IO, MAPKV_FULL (ENOSPC/EDQUOT), MAPKV_PANIC,
+ *         MAPKV_INVALID.
  */
 MAPKV_API int mapkv_sync(mapkv_env *env);
 
@@ -255,7 +260,9 @@ MAPKV_API int mapkv_reader_check(mapkv_env *env, unsigned *dead);
  *        life. Use one transaction per thread at a time.
  * @return 0; MAPKV_READONLY for a write transaction in a read-only env;
  *         MAPKV_BUSY (MAPKV_TRY) if a writer is active; MAPKV_READERS_FULL;
- *         MAPKV_PANIC if an earlier sync failed; MAPKV_NOMEM; MAPKV_INVALID.
+ *         MAPKV_PANIC if an earlier sync failed; MAPKV_IO or MAPKV_CORRUPT
+ *         when a writer cannot lock or read the meta pages, or the map
+ *         cannot follow the file's growth; MAPKV_NOMEM; MAPKV_INVALID.
  */
 MAPKV_API int mapkv_txn_begin(mapkv_env *env, unsigned flags, mapkv_txn **txn);
 
@@ -289,7 +296,8 @@ MAPKV_API uint64_t mapkv_txn_id(const mapkv_txn *txn);
  *              only; the creation is undone if the transaction aborts).
  * @param dbi   receives the handle, valid in later transactions too.
  * @return 0; MAPKV_NOTFOUND if missing and not created; MAPKV_READONLY to
- *         create in a read transaction; MAPKV_DBS_FULL; MAPKV_INVALID.
+ *         create in a read transaction; MAPKV_DBS_FULL; MAPKV_NOMEM;
+ *         MAPKV_CORRUPT; MAPKV_INVALID.
  */
 MAPKV_API int mapkv_dbi_open(mapkv_txn *txn, const char *name, unsigned flags,
 			     mapkv_dbi *dbi);
@@ -297,7 +305,9 @@ MAPKV_API int mapkv_dbi_open(mapkv_txn *txn, const char *name, unsigned flags,
 /**
  * Empty a tree and, with @p del nonzero, delete it (not the main tree,
  * which can only be emptied). Its pages are freed for reuse.
- * @return 0, MAPKV_READONLY, MAPKV_BAD_DBI, MAPKV_INVALID.
+ * @return 0, MAPKV_READONLY, MAPKV_BAD_DBI, MAPKV_INVALID; MAPKV_NOMEM,
+ *         MAPKV_FULL or MAPKV_CORRUPT, after which the transaction is
+ *         failed.
  */
 MAPKV_API int mapkv_dbi_drop(mapkv_txn *txn, mapkv_dbi dbi, int del);
 
@@ -313,7 +323,8 @@ MAPKV_API int mapkv_dbi_list(mapkv_txn *txn,
  * Look up @p key. On success @p val points at the value inside the map:
  * no copy is made (see the validity rule at the top).
  * @return 0, MAPKV_NOTFOUND, MAPKV_BAD_KEY, MAPKV_BAD_DBI, MAPKV_BAD_TXN,
- *         MAPKV_CORRUPT, MAPKV_INVALID.
+ *         MAPKV_CORRUPT, MAPKV_INVALID; MAPKV_NOMEM on the first use of a
+ *         named tree in a transaction.
  */
 MAPKV_API int mapkv_get(mapkv_txn *txn, mapkv_dbi dbi, const mapkv_val *key,
 			mapkv_val *val);

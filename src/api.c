@@ -40,7 +40,14 @@ int mapkv_sync(mapkv_env *env)
 		return MAPKV_INVALID;
 	if (env->flags & MAPKV_RDONLY)
 		return 0;
-	return env->vfs->sync(env->file);
+	if (atomic_load(&env->panic))
+		return MAPKV_PANIC;
+	/* A failed sync is final: what it should have made durable may be
+	 * lost, so a later sync must not report success (see txn.c). */
+	int rc = env->vfs->sync(env->file);
+	if (rc)
+		atomic_store(&env->panic, 1);
+	return rc;
 }
 
 int mapkv_env_info(mapkv_env *env, mapkv_envinfo *info)
@@ -304,8 +311,11 @@ int mapkv_copy(mapkv_env *env, const char *path, unsigned flags)
 	if (!env || !path || !*path || (flags & ~MAPKV_COPY_COMPACT))
 		return MAPKV_INVALID;
 	int rc = env_copy(env, path, flags);
-	if (rc && rc != MAPKV_EXISTS)
+	if (rc && rc != MAPKV_EXISTS) {
+		int e = errno; /* the copy's error, not the unlink's */
 		env->vfs->remove(env->vfs, path); /* no half-made copy */
+		errno = e;
+	}
 	return rc;
 }
 

@@ -345,29 +345,31 @@ static int check_free(checker *c)
 	return rc;
 }
 
-static void check_metas(checker *c)
+/* The meta pages, read from the file. A failed read or allocation is the
+ * check's own error (MAPKV_IO, MAPKV_NOMEM), not a problem of the file. */
+static int check_metas(checker *c)
 {
 	mapkv_env *env = c->txn->env;
 	unsigned ps = env->psize;
 	uint8_t *buf = env->vfs->alloc(env->vfs, ps);
-	if (!buf) {
-		report(c, 0, "out of memory reading the meta pages");
-		return;
-	}
-	for (unsigned i = 0; i < MK_NUM_META; i++) {
+	if (!buf)
+		return MAPKV_NOMEM;
+	int rc = 0;
+	for (unsigned i = 0; i < MK_NUM_META && !rc; i++) {
 		size_t got;
 		mk_meta m;
-		if (env->vfs->read(env->file, buf, ps, (uint64_t)i * ps,
-				   &got) ||
-		    got < ps) {
+		if ((rc = env->vfs->read(env->file, buf, ps, (uint64_t)i * ps,
+					 &got)))
+			break;
+		if (got < ps) {
 			report(c, i, "meta page %u cannot be read", i);
 			continue;
 		}
-		int rc = pg_meta_decode(buf, ps, &m);
-		if (rc == MAPKV_VERSION_MISMATCH)
+		int drc = pg_meta_decode(buf, ps, &m);
+		if (drc == MAPKV_VERSION_MISMATCH)
 			report(c, i, "meta page %u has format version %u", i,
 			       m.version);
-		else if (rc)
+		else if (drc)
 			report(c, i,
 			       "meta page %u is invalid (magic, checksum or "
 			       "fields)",
@@ -380,6 +382,7 @@ static void check_metas(checker *c)
 			       (unsigned long long)m.txnid);
 	}
 	env->vfs->free(env->vfs, buf);
+	return rc;
 }
 
 int txn_check(mapkv_txn *txn, mapkv_check_fn fn, mapkv_progress_fn progress,
@@ -401,8 +404,11 @@ int txn_check(mapkv_txn *txn, mapkv_check_fn fn, mapkv_progress_fn progress,
 	memset(c.state, PG_UNSEEN, c.npages);
 	c.state[0] = c.state[1] = PG_USED;
 
-	int rc = 0;
-	check_metas(&c);
+	int rc = check_metas(&c);
+	if (rc) {
+		env->vfs->free(env->vfs, c.state);
+		return rc;
+	}
 	check_tree(&c, "main tree", &txn->meta.trees[MK_TREE_MAIN]);
 	check_tree(&c, "catalog", &txn->meta.trees[MK_TREE_CATALOG]);
 	check_tree(&c, "free-page tree", &txn->meta.trees[MK_TREE_FREE]);

@@ -14,6 +14,7 @@
  *    split at the new key) and nothing is free but what the commits of the
  *    copy itself freed.
  */
+#include <errno.h>
 #include <string.h>
 
 #include "txn.h"
@@ -81,6 +82,21 @@ static int copy_plain(mapkv_env *env, mapkv_txn *txn, const char *path)
 	return rc;
 }
 
+/* Commit to the destination of a compacting copy. MAPKV_PANIC there only
+ * means that its meta page could not be written: for the copy (removed on
+ * failure) that is the write error itself, which errno still holds. */
+static int dst_commit(mapkv_txn *txn)
+{
+	int rc = mapkv_txn_commit(txn);
+	if (rc != MAPKV_PANIC)
+		return rc;
+#ifdef EDQUOT
+	if (errno == EDQUOT)
+		return MAPKV_FULL;
+#endif
+	return errno == ENOSPC || errno == EFBIG ? MAPKV_FULL : MAPKV_IO;
+}
+
 /* Copy tree @src_dbi of @src into tree @dst_dbi of @dst (both open),
  * committing the destination every so many bytes to bound its memory. */
 static int copy_tree(mapkv_txn *src, mapkv_dbi sdbi, mapkv_env *dst,
@@ -98,7 +114,7 @@ static int copy_tree(mapkv_txn *src, mapkv_dbi sdbi, mapkv_env *dst,
 		bytes += k.size + v.size;
 		if (bytes > (256u << 20)) {
 			bytes = 0;
-			if ((rc = mapkv_txn_commit(*dtxn)))
+			if ((rc = dst_commit(*dtxn)))
 				break;
 			*dtxn = NULL;
 			if ((rc = mapkv_txn_begin(dst, 0, dtxn)))
@@ -170,7 +186,7 @@ static int copy_compact(mapkv_env *env, mapkv_txn *txn, const char *path)
 		if (rc)
 			mapkv_txn_abort(dtxn);
 		else
-			rc = mapkv_txn_commit(dtxn);
+			rc = dst_commit(dtxn);
 	}
 	/* Drop the growth slack: the copy ends at its last page. */
 	mapkv_envinfo info;

@@ -316,6 +316,25 @@ static void *zalloc(os_vfs *vfs, size_t n)
 	return p;
 }
 
+/* Give the lock file @len bytes of written zeros. The table is stored to
+ * through a shared map, and a store into a hole that a full disk cannot
+ * back kills the process with SIGBUS; writing the blocks first turns a
+ * full disk into MAPKV_FULL here. (wscratch is free: open has read the
+ * head of the database already.) */
+static int lock_fill(mapkv_env *env, os_file *f, uint64_t len)
+{
+	size_t chunk = 4 * (size_t)MK_MAX_PAGE;
+	memset(env->wscratch, 0, chunk);
+	for (uint64_t off = 0; off < len; off += chunk) {
+		os_iov iov = {env->wscratch,
+			      len - off < chunk ? (size_t)(len - off) : chunk};
+		int rc = env->vfs->write(f, &iov, 1, off);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 /* Set up the reader table and published meta in the lock file (lock.h),
  * rebuilding the file when no other process has it open. A read-only
  * environment that cannot open the lock file for writing (a read-only
@@ -355,10 +374,11 @@ static int lock_open(mapkv_env *env, const char *path, unsigned nslots,
 	rc = vfs->lock_byte(f, LK_BYTE_ALIVE, 1, 0);
 	if (rc == 0) {
 		/* Alone: whatever the file holds was left by processes that
-		 * are gone. Start it afresh. */
+		 * are gone. Start it afresh, its blocks written (not a hole
+		 * made by a resize: see lock_fill). */
 		env->lk_len = lk_file_size(nslots);
 		if (!(rc = vfs->resize(f, 0)) &&
-		    !(rc = vfs->resize(f, env->lk_len)) &&
+		    !(rc = lock_fill(env, f, env->lk_len)) &&
 		    !(rc = vfs->map_rw(f, env->lk_len, (void **)&env->lk))) {
 			env->lk->magic = LK_MAGIC;
 			env->lk->version = LK_VERSION;

@@ -13,10 +13,13 @@
  *    so the hole is only ever filled by pwrite. When the disk (or quota) is
  *    full, that pwrite fails with ENOSPC/EDQUOT/EFBIG and write() returns
  *    MAPKV_FULL, or the delayed allocation fails at fdatasync and sync()
- *    returns MAPKV_IO. Either is an error value the commit can report. A
- *    store through a writable shared map into a hole the file system cannot
- *    back would instead kill the process with SIGBUS; with a read-only map
- *    that cannot happen. (Reading a hole through the map yields zeros.)
+ *    returns MAPKV_FULL too. Either is an error value the commit can
+ *    report. A store through a writable shared map into a hole the file
+ *    system cannot back would instead kill the process with SIGBUS; with a
+ *    read-only map that cannot happen. (Reading a hole through the map
+ *    yields zeros.) The one file stored to through a map, the lock file
+ *    (map_rw), gets its blocks written with zeros before it is mapped
+ *    (lock_fill in env.c).
  *  - A stray pointer in the application cannot corrupt the database: a
  *    store into the map faults (SIGSEGV) instead of silently changing a
  *    committed page.
@@ -29,11 +32,11 @@
  * Durability
  * ----------
  * sync() is fdatasync (F_FULLFSYNC on macOS, where plain fsync does not
- * flush the drive's cache). A failed sync is reported as MAPKV_IO and never
- * retried: after a failed fsync the kernel may already have dropped the
- * dirty pages and marked them clean, so a second fsync could "succeed"
- * without the data being on disk (PostgreSQL's "fsyncgate"). Only EINTR,
- * which means nothing was attempted, is retried.
+ * flush the drive's cache). A failed sync is reported as MAPKV_IO
+ * (MAPKV_FULL for ENOSPC/EDQUOT) and never retried: after a failed fsync the
+ * kernel may already have dropped the dirty pages and marked them clean, so a
+ * second fsync could "succeed" without the data being on disk (PostgreSQL's
+ * "fsyncgate"). Only EINTR, which means nothing was attempted, is retried.
  *
  * Errors
  * ------
@@ -520,8 +523,9 @@ static int px_sync(os_file *f)
 		rc = fsync(f->fd);
 	while (rc != 0 && errno == EINTR);
 #endif
-	/* Any other failure is final: never retry (see the top of the file). */
-	return rc == 0 ? 0 : MAPKV_IO;
+	/* Any other failure is final: never retry (see the top of the file).
+	 * ENOSPC (delayed allocation) is MAPKV_FULL, as os.h promises. */
+	return rc == 0 ? 0 : write_error(errno);
 }
 
 /*

@@ -340,34 +340,39 @@ void pager_trim_tail(pager *pg)
 
 int pager_grow(mapkv_env *env, uint64_t bytes)
 {
-	if (bytes <= env->file_size)
-		return 0;
-	if (bytes > env->max_size)
-		return MAPKV_FULL;
-	/* Grow by an eighth of the file (at least 256 KiB), so a bulk load
-	 * costs O(log n) resize calls, never one per page. */
-	uint64_t step = env->file_size / 8;
-	if (step < 256 * 1024)
-		step = 256 * 1024;
-	uint64_t want = env->file_size + step;
-	if (want < bytes)
-		want = bytes;
-	uint64_t unit = env->gran > env->psize ? env->gran : env->psize;
-	want = (want + unit - 1) / unit * unit;
-	if (want > env->max_size)
-		want = env->max_size / unit * unit;
-	if (want < bytes)
-		return MAPKV_FULL;
-	int rc = env->vfs->resize(env->file, want);
-	if (rc)
-		return rc;
-	env->file_size = want;
-	/* Readers of this process may be extending the map too. */
+	int rc;
+	if (bytes > env->file_size) {
+		if (bytes > env->max_size)
+			return MAPKV_FULL;
+		/* Grow by an eighth of the file (at least 256 KiB), so a bulk
+		 * load costs O(log n) resize calls, never one per page. */
+		uint64_t step = env->file_size / 8;
+		if (step < 256 * 1024)
+			step = 256 * 1024;
+		uint64_t want = env->file_size + step;
+		if (want < bytes)
+			want = bytes;
+		uint64_t unit = env->gran > env->psize ? env->gran : env->psize;
+		want = (want + unit - 1) / unit * unit;
+		if (want > env->max_size)
+			want = env->max_size / unit * unit;
+		if (want < bytes)
+			return MAPKV_FULL;
+		if ((rc = env->vfs->resize(env->file, want)))
+			return rc;
+		env->file_size = want;
+	}
+	/* Map the whole file, also when this call did not resize it: an
+	 * earlier one may have resized it and then failed to extend the map,
+	 * and a commit must never publish pages its own writer cannot read.
+	 * Readers of this process may be extending the map too. */
+	uint64_t len = (env->file_size + env->gran - 1) / env->gran * env->gran;
+	rc = 0;
 	os_mutex_lock(env->map_mutex);
 	uint64_t old_map = env->map_len;
-	if (want > old_map &&
-	    !(rc = env->vfs->map_extend(env->file, env->map, old_map, want)))
-		env->map_len = want;
+	if (len > old_map &&
+	    !(rc = env->vfs->map_extend(env->file, env->map, old_map, len)))
+		env->map_len = len;
 	os_mutex_unlock(env->map_mutex);
 	return rc;
 }

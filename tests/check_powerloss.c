@@ -49,6 +49,7 @@ static uint64_t pend_size; /* size after pending resizes */
 static int have_pend_size;
 static void (*at_barrier)(void);
 static int in_barrier_check;
+static os_file *rec_db; /* only the database's writes are recorded */
 
 static void durable_ensure(uint64_t n)
 {
@@ -90,10 +91,21 @@ static void make_durable(void)
 	npend = 0;
 }
 
+/* Note which file is the database (not its lock file). */
+static int r_open(os_vfs *v, const char *path, int flags, unsigned mode,
+		  os_file **f, int *created)
+{
+	int rc = base.open(v, path, flags, mode, f, created);
+	size_t n = strlen(path);
+	if (rc == 0 && !(n > 5 && strcmp(path + n - 5, "-lock") == 0))
+		rec_db = *f;
+	return rc;
+}
+
 static int r_write(os_file *f, const os_iov *iov, int cnt, uint64_t off)
 {
 	int rc = base.write(f, iov, cnt, off);
-	if (rc)
+	if (rc || f != rec_db)
 		return rc;
 	for (int i = 0; i < cnt; i++) {
 		if (npend == cappend) {
@@ -115,7 +127,7 @@ static int r_write(os_file *f, const os_iov *iov, int cnt, uint64_t off)
 static int r_resize(os_file *f, uint64_t size)
 {
 	int rc = base.resize(f, size);
-	if (rc)
+	if (rc || f != rec_db)
 		return rc;
 	pend_size = size;
 	have_pend_size = 1;
@@ -146,6 +158,7 @@ static void rec_setup(void)
 {
 	base = *os_default_vfs();
 	rec = base;
+	rec.open = r_open;
 	rec.write = r_write;
 	rec.resize = r_resize;
 	rec.sync = r_sync;

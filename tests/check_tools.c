@@ -384,9 +384,11 @@ static void dmg_lost_pages(void)
 	m.last_pgno += 3;
 	size_t need = (size_t)m.last_pgno * PS;
 	if (img_len < need) {
-		img = realloc(img, need); /* moves the meta page too */
-		ck_assert_ptr_nonnull(img);
-		memset(img + img_len, 0, need - img_len);
+		unsigned char *big = calloc(1, need);
+		ck_assert_ptr_nonnull(big);
+		memcpy(big, img, img_len);
+		free(img);
+		img = big;
 		img_len = need;
 	}
 	rewrite_meta(img + off, &m);
