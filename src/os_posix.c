@@ -337,15 +337,12 @@ static int px_read(os_file *f, void *buf, size_t n, uint64_t off, size_t *got)
 
 /* ----------------------------------------------------------------- write */
 
-#ifdef OS_HAVE_PWRITEV
-
-static int px_write(os_file *f, const os_iov *iov, int cnt, uint64_t off)
+/* Arguments of a gathered write: valid buffers, and an end that fits in
+ * off_t (EFBIG, as the kernel would say). */
+static int check_write_args(os_file *f, const os_iov *iov, int cnt,
+			    uint64_t off)
 {
-	struct iovec vec[OS_IOV_BATCH];
-	int batch = OS_IOV_BATCH;
 	uint64_t total = 0;
-	size_t skip = 0; /* bytes of iov[i] already written */
-	int i = 0;
 
 	if (f == NULL || cnt < 0 || (iov == NULL && cnt > 0))
 		return MAPKV_INVALID;
@@ -362,6 +359,21 @@ static int px_write(os_file *f, const os_iov *iov, int cnt, uint64_t off)
 		errno = EFBIG;
 		return MAPKV_FULL;
 	}
+	return 0;
+}
+
+#ifdef OS_HAVE_PWRITEV
+
+static int px_write(os_file *f, const os_iov *iov, int cnt, uint64_t off)
+{
+	struct iovec vec[OS_IOV_BATCH];
+	int batch = OS_IOV_BATCH;
+	size_t skip = 0; /* bytes of iov[i] already written */
+	int i = 0;
+
+	int arc = check_write_args(f, iov, cnt, off);
+	if (arc)
+		return arc;
 #ifdef IOV_MAX
 	if (batch > IOV_MAX)
 		batch = IOV_MAX;
@@ -432,23 +444,9 @@ static int px_write(os_file *f, const os_iov *iov, int cnt, uint64_t off)
 
 static int px_write(os_file *f, const os_iov *iov, int cnt, uint64_t off)
 {
-	uint64_t total = 0;
-
-	if (f == NULL || cnt < 0 || (iov == NULL && cnt > 0))
-		return MAPKV_INVALID;
-	for (int k = 0; k < cnt; k++) {
-		if (iov[k].base == NULL && iov[k].len > 0)
-			return MAPKV_INVALID;
-		if (iov[k].len > OS_OFF_MAX - total) {
-			errno = EFBIG;
-			return MAPKV_FULL;
-		}
-		total += iov[k].len;
-	}
-	if (off > OS_OFF_MAX || total > OS_OFF_MAX - off) {
-		errno = EFBIG;
-		return MAPKV_FULL;
-	}
+	int arc = check_write_args(f, iov, cnt, off);
+	if (arc)
+		return arc;
 	for (int k = 0; k < cnt; k++) {
 		const unsigned char *p = iov[k].base;
 		size_t left = iov[k].len;
