@@ -80,6 +80,10 @@ extern "C" {
 #define MAPKV_INCOMPATIBLE                                                     \
 	(-30019) /**< operation incompatible with the tree                     \
 		  */
+/** The map could not be mapped again at its address while it grew (the
+ * Windows remap path, see mapkv_envinfo.map_growth): pointers into it are
+ * no longer valid; abort every transaction and close the environment. */
+#define MAPKV_MAP_LOST (-30020)
 /**@}*/
 
 /** @name Flags for mapkv_options.flags and mapkv_txn_begin(). */
@@ -168,6 +172,18 @@ typedef struct mapkv_envinfo {
 				   beside the database and so seen by every
 				   process; 0: a private table (read-only
 				   environment without a writable lock file) */
+	/** How the map grows without moving its base address (a static
+	 * string, chosen at open): "mmap MAP_FIXED into reserved range"
+	 * (POSIX); on Windows "NtExtendSection" or "NtAllocateVirtualMemory"
+	 * (the reserved view grows in place), "views appended at same base
+	 * (MapViewOfFileEx)" (where ntdll refuses those, as Wine does: a new
+	 * view is mapped after the last one), or "remap at same base
+	 * (MapViewOfFileEx)" (a read-only environment there on a file that
+	 * does not end on a 64 KiB boundary: a growth replaces the mapping at
+	 * the same address and waits until the other threads of the process
+	 * have ended their transactions; MAPKV_MAP_LOST if the address cannot
+	 * be had again). README.md tells which is used where. */
+	const char *map_growth;
 } mapkv_envinfo;
 
 /** One read transaction in any process, from mapkv_reader_list(). */
@@ -262,7 +278,11 @@ MAPKV_API int mapkv_reader_check(mapkv_env *env, unsigned *dead);
  *         MAPKV_BUSY (MAPKV_TRY) if a writer is active; MAPKV_READERS_FULL;
  *         MAPKV_PANIC if an earlier sync failed; MAPKV_IO or MAPKV_CORRUPT
  *         when a writer cannot lock or read the meta pages, or the map
- *         cannot follow the file's growth; MAPKV_NOMEM; MAPKV_INVALID.
+ *         cannot follow the file's growth; MAPKV_NOMEM; MAPKV_INVALID;
+ *         MAPKV_MAP_LOST once a growth on the Windows remap path lost the
+ *         map's address (see mapkv_envinfo.map_growth).
+ *         On that remap path a read transaction also keeps a growth of the
+ *         map by another thread waiting until it ends (README.md).
  */
 MAPKV_API int mapkv_txn_begin(mapkv_env *env, unsigned flags, mapkv_txn **txn);
 
@@ -275,7 +295,8 @@ MAPKV_API int mapkv_txn_begin(mapkv_env *env, unsigned flags, mapkv_txn **txn);
  * afterwards).
  * @return 0; MAPKV_BAD_TXN for a transaction that already failed (it is
  *         aborted); MAPKV_IO; MAPKV_FULL; MAPKV_PANIC when the meta page
- *         could not be made durable (reopen the environment); MAPKV_NOMEM.
+ *         could not be made durable (reopen the environment); MAPKV_NOMEM;
+ *         MAPKV_MAP_LOST (Windows remap path, see mapkv_txn_begin).
  */
 MAPKV_API int mapkv_txn_commit(mapkv_txn *txn);
 

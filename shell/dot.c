@@ -128,6 +128,10 @@ static int dot_dump(struct shell *sh, struct token *toks, size_t nargs)
 		goto out;
 	}
 	o.tree = tree;
+	if (file && sh->safe) {
+		sh_error(sh, ".dump: files cannot be named in safe mode");
+		goto out;
+	}
 	if (file) {
 		f = fopen(file, "w");
 		if (!f) {
@@ -277,6 +281,12 @@ int sh_dot(struct shell *sh, struct token *toks, size_t n)
 		return sh_stat(sh);
 	if (is(cmd, ".check") && nargs == 0)
 		return sh_check(sh) == 0 ? 0 : -1;
+	if (sh->safe &&
+	    (is(cmd, ".load") || is(cmd, ".copy") || is(cmd, ".read"))) {
+		sh_error(sh, "%.*s: files cannot be named in safe mode",
+			 (int)cmd->vlen, cmd->val);
+		return -1;
+	}
 	if (is(cmd, ".dump"))
 		return dot_dump(sh, toks, nargs);
 	if (is(cmd, ".load"))

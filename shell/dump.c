@@ -66,15 +66,22 @@ static int dump_tree(struct shell *sh, FILE *f, mapkv_txn *txn,
 	const char *c;
 
 	if (name) {
-		for (c = name; *c; c++)
-			if ((unsigned char)*c < 0x20) {
-				sh_error(sh,
-					 "the name of tree %s holds a "
-					 "control character: the dump "
-					 "format cannot carry it",
-					 name);
-				return -1;
-			}
+		/* The header line "database=NAME" carries any byte but a
+		 * new line, and the loader takes a carriage return at the
+		 * end of a line as part of the line's end (CRLF files). */
+		size_t len = strlen(name);
+
+		for (c = name; *c && *c != '\n'; c++)
+			;
+		if (*c || (len && name[len - 1] == '\r')) {
+			sh_error(sh,
+				 "the name of tree %s %s: the dump format "
+				 "cannot carry it",
+				 name,
+				 *c ? "holds a new line"
+				    : "ends with a carriage return");
+			return -1;
+		}
 		rc = mapkv_dbi_open(txn, name, 0, &dbi);
 		if (rc == MAPKV_NOTFOUND) {
 			sh_error(sh, "no such tree: %s", name);

@@ -181,6 +181,84 @@ void le_init(struct shell *sh)
 	(void)sh;
 }
 
+#ifdef _WIN32
+/* MinGW has no getline: the same, on fgets (wincompat.h). */
+ssize_t sh_w_getline(char **line, size_t *cap, FILE *f)
+{
+	size_t len = 0;
+
+	if (*line == NULL || *cap < 128) {
+		char *p = realloc(*line, 128);
+		if (!p)
+			return -1;
+		*line = p;
+		*cap = 128;
+	}
+	for (;;) {
+		if (!fgets(*line + len, (int)(*cap - len), f))
+			return len ? (ssize_t)len : -1;
+		len += strlen(*line + len);
+		if (len > 0 && (*line)[len - 1] == '\n')
+			return (ssize_t)len;
+		if (*cap - len < 2) {
+			char *p = realloc(*line, *cap * 2);
+			if (!p)
+				return -1;
+			*line = p;
+			*cap *= 2;
+		}
+	}
+}
+
+/* open_memstream: a temporary file whose contents fclose copies into the
+ * caller's buffer (wincompat.h). Few streams are open at once. */
+static struct {
+	FILE *f;
+	char **buf;
+	size_t *len;
+} sh_w_mem[8];
+
+FILE *sh_w_open_memstream(char **buf, size_t *len)
+{
+	for (int i = 0; i < 8; i++) {
+		if (!sh_w_mem[i].f) {
+			FILE *f = tmpfile();
+			if (!f)
+				return NULL;
+			sh_w_mem[i].f = f;
+			sh_w_mem[i].buf = buf;
+			sh_w_mem[i].len = len;
+			*buf = NULL;
+			*len = 0;
+			return f;
+		}
+	}
+	return NULL;
+}
+
+#undef fclose
+int sh_w_fclose(FILE *f)
+{
+	for (int i = 0; f && i < 8; i++) {
+		if (sh_w_mem[i].f == f) {
+			long n = ftell(f);
+			char *b = n >= 0 ? malloc((size_t)n + 1) : NULL;
+			int rc = b ? 0 : EOF;
+			sh_w_mem[i].f = NULL;
+			if (b) {
+				rewind(f);
+				n = (long)fread(b, 1, (size_t)n, f);
+				b[n] = '\0';
+				*sh_w_mem[i].buf = b;
+				*sh_w_mem[i].len = (size_t)n;
+			}
+			return fclose(f) == 0 ? rc : EOF;
+		}
+	}
+	return fclose(f);
+}
+#endif
+
 char *le_readline(const char *prompt)
 {
 	char *line = NULL;

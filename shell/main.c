@@ -28,6 +28,7 @@ static const char usage_text[] =
 	"Options: -bail on|off  stop at the first error (batch default: on)\n"
 	"         -mode MODE    text, hex, json or csv\n"
 	"         -readonly     open the database read-only\n"
+	"         -safe         dot-commands may not read or write files\n"
 	"         -version, -help\n"
 	"Type .help in the shell for the language; man mapkv for more.\n";
 
@@ -132,14 +133,20 @@ static int pending_run(struct shell *sh, struct pending *p, int at_eof)
 static int interactive(struct shell *sh)
 {
 	struct pending p = {NULL, 0, 0, 1};
+#ifdef _WIN32
+	void (*old)(int) = signal(SIGINT, on_sigint);
+#else
 	struct sigaction sa, old;
+#endif
 	char prompt[64];
 	char *line;
 
+#ifndef _WIN32
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_sigint;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, &old);
+#endif
 	printf("mapkv %s on %s. Enter .help for help.\n", mapkv_version(),
 	       sh->path);
 	le_init(sh);
@@ -181,7 +188,11 @@ static int interactive(struct shell *sh)
 	}
 	le_end();
 	free(p.buf);
+#ifdef _WIN32
+	signal(SIGINT, old);
+#else
 	sigaction(SIGINT, &old, NULL);
+#endif
 	return 0;
 }
 
@@ -261,6 +272,8 @@ static int shell_main(int argc, char **argv)
 			i++;
 		} else if (strcmp(o, "-readonly") == 0) {
 			flags |= MAPKV_RDONLY;
+		} else if (strcmp(o, "-safe") == 0) {
+			sh.safe = 1;
 		} else if (strcmp(o, "-version") == 0) {
 #ifdef HAVE_LIBEDIT
 			printf("mapkv %s, line editing by libedit\n",

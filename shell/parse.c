@@ -13,7 +13,11 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#ifndef _WIN32
 #include <sys/resource.h>
+#else
+#include <time.h>
+#endif
 
 #include "shell.h"
 #include "tokenize.h"
@@ -243,11 +247,16 @@ static int parse_stmt(struct shell *sh, const char *src, size_t len,
 
 static double cpu_seconds(void)
 {
+#ifdef _WIN32
+	/* No getrusage: clock() (on Windows, time since the process began). */
+	return (double)clock() / CLOCKS_PER_SEC;
+#else
 	struct rusage ru;
 
 	getrusage(RUSAGE_SELF, &ru);
 	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
 	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+#endif
 }
 
 /* Run one complete statement or dot-command. */

@@ -23,6 +23,10 @@
 
 #include "mapkv.h"
 
+#ifdef _WIN32
+#include "wincompat.h" /* getline, open_memstream */
+#endif
+
 struct token;
 
 enum stmt_kind {
@@ -78,6 +82,7 @@ struct shell {
 	int interactive;   /* reading from a terminal */
 	int progress;      /* stderr is a terminal: show progress there */
 	int quit;          /* .quit was given */
+	int safe;          /* -safe: no dot-command may name a file */
 	int read_depth;    /* .read files nested */
 	unsigned errors;   /* errors reported so far */
 	unsigned line;     /* line of the statement running, for messages */

@@ -86,6 +86,8 @@ int sh_stat(struct shell *sh)
 	}
 	if (rc)
 		sh_error_rc(sh, rc, "the free-page records are damaged");
+	if (!ei.map_growth)
+		ei.map_growth = "unknown";
 	if (sh->mode == MODE_JSON) {
 		fputc('{', f);
 		out_json_member(f, "file", sh->path, strlen(sh->path));
@@ -96,7 +98,7 @@ int sh_stat(struct shell *sh)
 			"\"readers\":%u,\"max_readers\":%u,"
 			"\"oldest_reader_pid\":%llu,"
 			"\"oldest_reader_txnid\":%llu,"
-			"\"oldest_reader_age_ms\":%llu}\n",
+			"\"oldest_reader_age_ms\":%llu,",
 			ei.page_size, (unsigned long long)ei.file_size,
 			(unsigned long long)ei.max_size,
 			(unsigned long long)ei.last_txnid,
@@ -106,6 +108,9 @@ int sh_stat(struct shell *sh)
 			(unsigned long long)ei.oldest_reader_pid,
 			(unsigned long long)ei.oldest_reader_txnid,
 			(unsigned long long)ei.oldest_reader_age_ms);
+		out_json_member(f, "map_growth", ei.map_growth,
+				strlen(ei.map_growth));
+		fputs("}\n", f);
 	} else {
 		fputs("file              ", f);
 		out_text(f, sh->path, strlen(sh->path));
@@ -116,13 +121,14 @@ int sh_stat(struct shell *sh)
 			"last transaction  %llu\n"
 			"pages used        %llu\n"
 			"pages free        %llu\n"
-			"readers           %u of %u\n",
+			"readers           %u of %u\n"
+			"map growth        %s\n",
 			ei.page_size, (unsigned long long)ei.file_size,
 			(unsigned long long)ei.max_size,
 			(unsigned long long)ei.last_txnid,
 			(unsigned long long)ei.pages_used,
 			(unsigned long long)ei.pages_free, ei.num_readers,
-			ei.max_readers);
+			ei.max_readers, ei.map_growth);
 		/* The reader that keeps the oldest pages from being reused. */
 		if (ei.oldest_reader_pid)
 			fprintf(f,
@@ -198,7 +204,7 @@ static void check_progress(void *ctx, uint64_t done, uint64_t total)
 
 int sh_check(struct shell *sh)
 {
-	struct check_ctx cc = {sh, 0};
+	struct check_ctx cc = {.sh = sh};
 	mapkv_txn *txn;
 	uint64_t problems = 0;
 	int own, rc;

@@ -72,6 +72,7 @@ int mapkv_env_info(mapkv_env *env, mapkv_envinfo *info)
 	info->num_readers = lk_count(&env->readers);
 	info->oldest_reader_txnid = lk_oldest(&env->readers, 0);
 	info->shared_lock_file = !env->lk_private;
+	info->map_growth = env->map_growth;
 	uint64_t now = env->vfs->time_ns(env->vfs);
 	for (unsigned i = 0; i <= env->readers.nslots; i++) {
 		lk_slot *s = &env->readers.slots[i];

@@ -40,7 +40,11 @@ typedef struct checker {
 } checker;
 
 static void report(checker *c, uint64_t pgno, const char *fmt, ...)
+#ifdef __MINGW32__
+	__attribute__((format(gnu_printf, 3, 4))); /* not MS printf */
+#else
 	__attribute__((format(printf, 3, 4)));
+#endif
 
 /* Count @n more pages examined; tell the caller every 1,024. */
 static void advance(checker *c, uint64_t n)

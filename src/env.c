@@ -185,6 +185,10 @@ int env_map_to(mapkv_env *env, uint64_t pages)
 	if (need <= env->map_len)
 		return 0;
 	int rc = 0;
+	/* The exclusive map lock (outside the mutex: its holder waits for
+	 * every other thread to leave the map) when growth replaces it. */
+	if (env->map_lock)
+		os_rwlock_wrlock(env->map_lock);
 	os_mutex_lock(env->map_mutex);
 	uint64_t old = env->map_len;
 	if (need > old) {
@@ -195,7 +199,11 @@ int env_map_to(mapkv_env *env, uint64_t pages)
 						     len)))
 			env->map_len = len;
 	}
+	if (rc == MAPKV_MAP_LOST)
+		atomic_store(&env->map_lost, 1);
 	os_mutex_unlock(env->map_mutex);
+	if (env->map_lock)
+		os_rwlock_wrunlock(env->map_lock);
 	return rc;
 }
 
@@ -437,6 +445,8 @@ static void env_free(mapkv_env *env)
 		vfs->close(env->lkfile);
 	if (env->map_mutex)
 		os_mutex_destroy(env->map_mutex);
+	if (env->map_lock)
+		os_rwlock_destroy(env->map_lock);
 	if (env->wscratch)
 		vfs->free(vfs, env->wscratch);
 	if (env->split_node)
@@ -507,7 +517,7 @@ int env_open_vfs(mapkv_env **out, const char *path, const mapkv_options *opts,
 		goto fail;
 	if (is_blank(head, got, size)) {
 		/* New, empty, or created by an open that never finished. */
-		size_t os = env->gran;
+		size_t os = vfs->page_size ? vfs->page_size(vfs) : env->gran;
 		env->psize = os < MK_MIN_PAGE   ? MK_MIN_PAGE
 			     : os > MK_MAX_PAGE ? MK_MAX_PAGE
 						: (unsigned)os;
@@ -563,6 +573,12 @@ int env_open_vfs(mapkv_env **out, const char *path, const mapkv_options *opts,
 	if (rc)
 		goto fail;
 	env->map_len = maplen;
+	int replaces = 0;
+	env->map_growth = vfs->map_growth
+				  ? vfs->map_growth(env->file, &replaces)
+				  : "unknown";
+	if (replaces && (rc = os_rwlock_create(&env->map_lock)))
+		goto fail;
 	if ((rc = lock_open(env, path, nslots, o.mode ? o.mode : 0644, &m)))
 		goto fail;
 	*out = env;

@@ -46,6 +46,14 @@ struct mapkv_env {
 	size_t lk_len;
 	int lk_private;
 	os_mutex *map_mutex; /* growing the map (readers and the writer) */
+	/* Where growth replaces the map at the same base (the Windows remap
+	 * path, os_win32.c): transactions hold this shared for their
+	 * lifetime and growth takes it exclusively; NULL elsewhere. */
+	os_rwlock *map_lock;
+	const char *map_growth; /* the os layer's name for how it grows */
+	/* The map could not be put back at its base (MAPKV_MAP_LOST): every
+	 * new transaction is refused until the environment is closed. */
+	_Atomic int map_lost;
 	lk_table readers;
 	uint64_t pid;
 

@@ -56,6 +56,9 @@ const char *mapkv_strerror(int rc)
 	case MAPKV_INCOMPATIBLE:
 		return "MAPKV_INCOMPATIBLE: operation incompatible with the "
 		       "tree";
+	case MAPKV_MAP_LOST:
+		return "MAPKV_MAP_LOST: the map could not be mapped again at "
+		       "its address while the file grew; close the environment";
 	default:
 		if (rc > 0)
 			return strerror(rc);

@@ -49,6 +49,11 @@ struct os_vfs {
 	 * on Windows). */
 	size_t (*map_granularity)(os_vfs *vfs);
 
+	/* The system's page size, the default page size of a new database,
+	 * where it differs from map_granularity (Windows: 4 KiB pages, 64
+	 * KiB granularity). NULL: map_granularity. */
+	size_t (*page_size)(os_vfs *vfs);
+
 	/* Open @path. *created is set to 1 when this call created the file.
 	 * @mode is the permission for a created file. */
 	int (*open)(os_vfs *vfs, const char *path, int flags, unsigned mode,
@@ -96,6 +101,14 @@ struct os_vfs {
 	/* Unmap and release the whole reservation. */
 	void (*unmap)(os_file *f, void *base, uint64_t max);
 
+	/* How map_extend grows this file's map (chosen by map, once): a
+	 * static string for mapkv_env_info. *replaces is set to 1 when
+	 * map_extend (and resize) replace the mapping at the same base, so
+	 * that for a moment no other thread may touch the map: the caller
+	 * then keeps them out with an os_rwlock (see env.c). May be NULL in
+	 * a test table: "unknown", never replaced. */
+	const char *(*map_growth)(os_file *f, int *replaces);
+
 	/* Take/release an advisory exclusive lock on the file (the writer
 	 * lock across processes). wait=0: return MAPKV_BUSY if held. */
 	int (*lock)(os_file *f, int kind, int wait);
@@ -137,5 +150,26 @@ void os_mutex_destroy(os_mutex *m);
 void os_mutex_lock(os_mutex *m);
 int os_mutex_trylock(os_mutex *m); /* 0 if taken, MAPKV_BUSY if held */
 void os_mutex_unlock(os_mutex *m);
+
+/* The map lock of a platform whose map must be replaced to grow (the
+ * Windows remap path, os_win32.c): transactions hold it shared for their
+ * lifetime, growth takes it exclusively. Shared holds are counted per
+ * thread, so a thread may hold several and never waits for itself;
+ * wrlock sets the caller's own holds aside while it waits and gives them
+ * back in wrunlock (a thread that is growing the map is not reading it),
+ * so a thread holding a read transaction can grow the map in a write
+ * transaction without deadlock. suspend/resume set the caller's holds
+ * aside around a wait for something else (the writer mutex). Not needed
+ * on POSIX, where os_rwlock_create returns MAPKV_INVALID. create: 0,
+ * MAPKV_NOMEM; rdlock/resume: 0 or MAPKV_NOMEM. */
+typedef struct os_rwlock os_rwlock;
+int os_rwlock_create(os_rwlock **l);
+void os_rwlock_destroy(os_rwlock *l);
+int os_rwlock_rdlock(os_rwlock *l);
+void os_rwlock_rdunlock(os_rwlock *l);
+void os_rwlock_wrlock(os_rwlock *l);
+void os_rwlock_wrunlock(os_rwlock *l);
+unsigned os_rwlock_suspend(os_rwlock *l);
+int os_rwlock_resume(os_rwlock *l, unsigned n);
 
 #endif /* MAPKV_OS_H */

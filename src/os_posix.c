@@ -719,6 +719,16 @@ static void px_unmap(os_file *f, void *base, uint64_t max)
 	errno = e;
 }
 
+/* The base never moves and nothing is replaced: mmap(MAP_FIXED) of the new
+ * range over the PROT_NONE reservation. */
+static const char *px_map_growth(os_file *f, int *replaces)
+{
+	(void)f;
+	if (replaces != NULL)
+		*replaces = 0;
+	return "mmap MAP_FIXED into reserved range";
+}
+
 /* ------------------------------------------------------------------ lock */
 
 /*
@@ -941,6 +951,7 @@ static os_vfs posix_vfs = {
 	.map = px_map,
 	.map_extend = px_map_extend,
 	.unmap = px_unmap,
+	.map_growth = px_map_growth,
 	.lock = px_lock,
 	.unlock = px_unlock,
 	.pid_alive = px_pid_alive,
@@ -1017,4 +1028,54 @@ void os_mutex_unlock(os_mutex *m)
 
 	assert(rc == 0);
 	(void)rc;
+}
+
+/* ---------------------------------------------------------------- rwlock */
+
+/* The map lock is only needed where growth replaces the map (os.h); the
+ * POSIX map grows in place, so there is none here. */
+int os_rwlock_create(os_rwlock **l)
+{
+	if (l != NULL)
+		*l = NULL;
+	return MAPKV_INVALID;
+}
+
+void os_rwlock_destroy(os_rwlock *l)
+{
+	(void)l;
+}
+
+int os_rwlock_rdlock(os_rwlock *l)
+{
+	(void)l;
+	return 0;
+}
+
+void os_rwlock_rdunlock(os_rwlock *l)
+{
+	(void)l;
+}
+
+void os_rwlock_wrlock(os_rwlock *l)
+{
+	(void)l;
+}
+
+void os_rwlock_wrunlock(os_rwlock *l)
+{
+	(void)l;
+}
+
+unsigned os_rwlock_suspend(os_rwlock *l)
+{
+	(void)l;
+	return 0;
+}
+
+int os_rwlock_resume(os_rwlock *l, unsigned n)
+{
+	(void)l;
+	(void)n;
+	return 0;
 }

@@ -368,12 +368,22 @@ int pager_grow(mapkv_env *env, uint64_t bytes)
 	 * Readers of this process may be extending the map too. */
 	uint64_t len = (env->file_size + env->gran - 1) / env->gran * env->gran;
 	rc = 0;
+	if (len <= env->map_len)
+		return 0;
+	/* Where growth replaces the map, every other thread must be out of
+	 * it (env.h); this thread's own holds are set aside meanwhile. */
+	if (env->map_lock)
+		os_rwlock_wrlock(env->map_lock);
 	os_mutex_lock(env->map_mutex);
 	uint64_t old_map = env->map_len;
 	if (len > old_map &&
 	    !(rc = env->vfs->map_extend(env->file, env->map, old_map, len)))
 		env->map_len = len;
+	if (rc == MAPKV_MAP_LOST)
+		atomic_store(&env->map_lost, 1);
 	os_mutex_unlock(env->map_mutex);
+	if (env->map_lock)
+		os_rwlock_wrunlock(env->map_lock);
 	return rc;
 }
 

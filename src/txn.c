@@ -505,9 +505,24 @@ static int begin_read(mapkv_env *env, mapkv_txn *txn, unsigned flags)
 		lk_reader_release(&env->readers, txn->slot);
 		return rc;
 	}
+	/* Where growth replaces the map, hold it for the transaction's
+	 * lifetime (env.h). Taken after env_map_to, which may need it
+	 * exclusively; the map only grows in between. */
+	if (env->map_lock && (rc = os_rwlock_rdlock(env->map_lock))) {
+		lk_reader_release(&env->readers, txn->slot);
+		return rc;
+	}
+	if (atomic_load(&env->map_lost)) {
+		if (env->map_lock)
+			os_rwlock_rdunlock(env->map_lock);
+		lk_reader_release(&env->readers, txn->slot);
+		return MAPKV_MAP_LOST;
+	}
 	txn->txnid = txn->meta.txnid;
 	rc = pager_begin(&txn->pg, env, txn->meta.last_pgno, 0);
 	if (rc) {
+		if (env->map_lock)
+			os_rwlock_rdunlock(env->map_lock);
 		lk_reader_release(&env->readers, txn->slot);
 		return rc;
 	}
@@ -516,6 +531,8 @@ static int begin_read(mapkv_env *env, mapkv_txn *txn, unsigned flags)
 
 static void writer_unlock(mapkv_env *env)
 {
+	if (env->map_lock)
+		os_rwlock_rdunlock(env->map_lock);
 	env->vfs->unlock(env->file, OS_LOCK_WRITER);
 	env->wtxn = NULL;
 	os_mutex_unlock(env->wmutex);
@@ -528,20 +545,44 @@ static int begin_write(mapkv_env *env, mapkv_txn *txn, unsigned flags)
 		return MAPKV_READONLY;
 	if (atomic_load(&env->panic))
 		return MAPKV_PANIC;
+	/* Where growth replaces the map (env.h), this thread's holds of the
+	 * map lock (its read transactions) are set aside while it waits for
+	 * the writer locks: the writer it waits for may be growing the map,
+	 * and waits for every other thread to leave it. */
+	unsigned held = env->map_lock ? os_rwlock_suspend(env->map_lock) : 0;
 	if (flags & MAPKV_TRY) {
 		if (os_mutex_trylock(env->wmutex))
-			return MAPKV_BUSY;
+			rc = MAPKV_BUSY;
+		else
+			rc = 0;
 	} else {
 		os_mutex_lock(env->wmutex);
+		rc = 0;
 	}
-	rc = env->vfs->lock(env->file, OS_LOCK_WRITER, !(flags & MAPKV_TRY));
-	if (rc) {
-		os_mutex_unlock(env->wmutex);
+	if (!rc) {
+		rc = env->vfs->lock(env->file, OS_LOCK_WRITER,
+				    !(flags & MAPKV_TRY));
+		if (rc)
+			os_mutex_unlock(env->wmutex);
+	}
+	if (env->map_lock) {
+		/* Back, plus one hold for the write transaction itself. */
+		int rc2 = os_rwlock_resume(env->map_lock, held + !rc);
+		if (rc2 && !rc) {
+			env->vfs->unlock(env->file, OS_LOCK_WRITER);
+			os_mutex_unlock(env->wmutex);
+			rc = rc2;
+		}
+	}
+	if (rc)
 		return rc;
-	}
 	env->wtxn = txn;
 	if (atomic_load(&env->panic)) {
 		rc = MAPKV_PANIC;
+		goto fail;
+	}
+	if (atomic_load(&env->map_lost)) {
+		rc = MAPKV_MAP_LOST;
 		goto fail;
 	}
 	/* Another process may have committed: start from the disk. */
@@ -593,10 +634,13 @@ static void txn_free(mapkv_txn *txn)
 	pager_end(&txn->pg);
 	if (txn->named)
 		env->vfs->free(env->vfs, txn->named);
-	if (txn->flags & MAPKV_RDONLY)
+	if (txn->flags & MAPKV_RDONLY) {
+		if (env->map_lock)
+			os_rwlock_rdunlock(env->map_lock);
 		lk_reader_release(&env->readers, txn->slot);
-	else
+	} else {
 		writer_unlock(env);
+	}
 	env->vfs->free(env->vfs, txn);
 }
 

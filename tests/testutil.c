@@ -8,15 +8,80 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#ifdef _WIN32
+/* The Windows build (MinGW, tests/win): no nftw, mkdtemp, pread. */
+#include <dirent.h>
+#include <io.h>
+#else
+#include <ftw.h>
+#endif
+#ifndef O_BINARY
+#define O_BINARY 0 /* Windows: no newline translation */
+#endif
+
+#ifdef _WIN32
+static char *mkdtemp(char *tmpl)
+{
+	size_t n = strlen(tmpl);
+	static unsigned counter;
+	if (n < 6 || strcmp(tmpl + n - 6, "XXXXXX") != 0) {
+		errno = EINVAL;
+		return NULL;
+	}
+	for (int tries = 0; tries < 1000; tries++) {
+		unsigned v = (unsigned)rand() ^ (counter++ * 2654435761u) ^
+			     (unsigned)_getpid();
+		for (int i = 0; i < 6; i++) {
+			tmpl[n - 6 + i] =
+				"abcdefghijklmnopqrstuvwxyz0123456789"[v % 36];
+			v /= 36;
+		}
+		if (mkdir(tmpl) == 0)
+			return tmpl;
+		if (errno != EEXIST)
+			return NULL;
+	}
+	return NULL;
+}
+
+char *tu_strcasestr(const char *hay, const char *needle)
+{
+	size_t n = strlen(needle);
+	for (; *hay; hay++)
+		if (strncasecmp(hay, needle, n) == 0)
+			return (char *)hay;
+	return n == 0 ? (char *)hay : NULL;
+}
+
+/* Only the page size is asked for: 4 KiB on every x64 Windows. */
+long tu_sysconf(int name)
+{
+	return name == _SC_PAGESIZE ? 4096 : -1;
+}
+
+static ssize_t pread(int fd, void *buf, size_t n, off_t off)
+{
+	if (lseek(fd, off, SEEK_SET) < 0)
+		return -1;
+	return read(fd, buf, (unsigned)n);
+}
+
+static ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+	if (lseek(fd, off, SEEK_SET) < 0)
+		return -1;
+	return write(fd, buf, (unsigned)n);
+}
+#endif
 
 /* ---- scale ------------------------------------------------------------ */
 
@@ -106,6 +171,33 @@ const char *tu_path(const char *name)
 	return b;
 }
 
+#ifdef _WIN32
+int tu_rm_rf(const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) != 0)
+		return errno == ENOENT ? 0 : -1;
+	if (!S_ISDIR(st.st_mode))
+		return unlink(path) == 0 || errno == ENOENT ? 0 : -1;
+	DIR *d = opendir(path);
+	int rc = 0;
+	if (d) {
+		struct dirent *e;
+		char sub[2048];
+		while ((e = readdir(d)) != NULL) {
+			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+				continue;
+			snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
+			if (tu_rm_rf(sub))
+				rc = -1;
+		}
+		closedir(d);
+	}
+	if (rmdir(path) != 0 && errno != ENOENT)
+		rc = -1;
+	return rc;
+}
+#else
 static int tu_rm_one(const char *path, const struct stat *st, int flag,
 		     struct FTW *ftw)
 {
@@ -120,6 +212,7 @@ int tu_rm_rf(const char *path)
 {
 	return nftw(path, tu_rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
+#endif
 
 uint64_t tu_file_size(const char *path)
 {
@@ -131,7 +224,7 @@ uint64_t tu_file_size(const char *path)
 
 void tu_write_file(const char *path, const void *data, size_t n)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_BINARY, 0644);
 	ck_assert_msg(fd >= 0, "open(%s): %s", path, strerror(errno));
 	const unsigned char *p = data;
 	while (n > 0) {
@@ -145,7 +238,7 @@ void tu_write_file(const char *path, const void *data, size_t n)
 
 unsigned char *tu_read_file(const char *path, size_t *n)
 {
-	int fd = open(path, O_RDONLY);
+	int fd = open(path, O_RDONLY | O_BINARY);
 	ck_assert_msg(fd >= 0, "open(%s): %s", path, strerror(errno));
 	struct stat st;
 	ck_assert_msg(fstat(fd, &st) == 0, "fstat(%s)", path);
@@ -173,7 +266,7 @@ void tu_copy_file(const char *src, const char *dst)
 
 void tu_flip_byte(const char *path, uint64_t off, unsigned char mask)
 {
-	int fd = open(path, O_RDWR);
+	int fd = open(path, O_RDWR | O_BINARY);
 	ck_assert_msg(fd >= 0, "open(%s): %s", path, strerror(errno));
 	unsigned char b;
 	ck_assert_msg(pread(fd, &b, 1, (off_t)off) == 1,

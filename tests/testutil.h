@@ -29,6 +29,18 @@
 
 #include "mapkv.h"
 
+#ifdef _WIN32
+/* The POSIX calls the suites use that MinGW lacks (the Windows build of
+ * the suites, tests/win). */
+char *tu_strcasestr(const char *hay, const char *needle);
+long tu_sysconf(int name);
+#define strcasestr tu_strcasestr
+#define sysconf tu_sysconf
+#ifndef _SC_PAGESIZE
+#define _SC_PAGESIZE 30
+#endif
+#endif
+
 /* ---- scale ------------------------------------------------------------ */
 
 /* 1 when MAPKV_TEST_LONG is set to a non-empty value other than "0". */

@@ -3,7 +3,9 @@
  * libFuzzer (so `make check` replays the seeds and every past crasher with
  * the ordinary compiler, and under ASan in `make check-asan`).
  *
- *   replay [DIR|FILE...]   default: $MAPKV_TEST_SRCDIR/fuzz/corpus/open
+ *   replay [DIR|FILE...]   default: $MAPKV_TEST_SRCDIR/fuzz/corpus/CORPUS
+ *
+ * CORPUS is the target's name (open, shell, load), given at build time.
  */
 #include <dirent.h>
 #include <stdint.h>
@@ -11,6 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#ifndef CORPUS
+#define CORPUS "open"
+#endif
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -76,7 +82,7 @@ int main(int argc, char **argv)
 	} else {
 		const char *src = getenv("MAPKV_TEST_SRCDIR");
 		char dir[4096];
-		snprintf(dir, sizeof(dir), "%s/fuzz/corpus/open",
+		snprintf(dir, sizeof(dir), "%s/fuzz/corpus/" CORPUS,
 			 src ? src : "tests");
 		rc = walk(dir, &count);
 	}
