@@ -194,6 +194,9 @@ static void reuse_sort(pager *pg)
 	}
 }
 
+/* How many more free-page records pager_alloc loads looking for a run. */
+#define PAGER_RUN_RECLAIMS 16
+
 /* Take a run of n consecutive pages from the reuse list (sorted
  * descending, so a run appears as v[i] = v[i+1] + 1 ...). Returns 0 if
  * there is none. */
@@ -240,6 +243,26 @@ int pager_alloc(pager *pg, unsigned n, page **out)
 	if (!p)
 		return MAPKV_NOMEM;
 	pgno_t pgno = reuse_take(pg, n);
+	/* A run (an overflow value) may not be among the free pages loaded
+	 * so far: load older records, a bounded number, before growing the
+	 * file; otherwise a fragmented free list would never be reused for
+	 * runs and the file would grow while free pages pile up. Pages loaded
+	 * and not used go back into the free records at commit. */
+	for (int tries = 0; !pgno && n > 1 && pg->reclaim &&
+			    !pg->reclaim_busy && tries < PAGER_RUN_RECLAIMS;
+	     tries++) {
+		size_t before = pg->reuse.n;
+		pg->reclaim_busy = 1;
+		rc = pg->reclaim(pg->reclaim_ctx);
+		pg->reclaim_busy = 0;
+		if (rc) {
+			vfs->free(vfs, p);
+			return rc;
+		}
+		if (pg->reuse.n == before)
+			break; /* no record left that no reader needs */
+		pgno = reuse_take(pg, n);
+	}
 	if (!pgno) {
 		if (pg->next_pgno + n > pg->max_pages ||
 		    pg->next_pgno + n > 0xffffffffull) {

@@ -282,6 +282,52 @@ START_TEST(test_overflow_value_churn_reuses_freed_page_runs)
 }
 END_TEST
 
+/* Overflow values of 1 to 4 pages replaced among small values: freed runs
+ * end up spread over many free-page records, and an allocation of a run
+ * must look past the first record it loads, or the file grows while free
+ * pages pile up (found by the power-loss workload, where the file grew
+ * to 5 times the data). */
+START_TEST(test_mixed_runs_and_small_pages_reuse_fragmented_free_pages)
+{
+	const uint64_t rounds = tu_scale(1500, 6000);
+	unsigned char v[16000];
+	tu_rng rng;
+	tu_rng_init(&rng, tu_seed(0x5eed0f));
+	mapkv_env *env = tu_open("db", 0, 0);
+	char k[16];
+	uint64_t pu_half = 0;
+	for (uint64_t t = 0; t < rounds; t++) {
+		mapkv_txn *txn = tu_begin(env, 0);
+		for (int i = 0; i < 25; i++) {
+			int big = i < 4;
+			size_t vl = big ? 3000 + tu_rng_below(&rng, 13000)
+					: tu_rng_below(&rng, 200);
+			snprintf(
+				k, sizeof(k), "%c%04u", big ? 'o' : 's',
+				(unsigned)tu_rng_below(&rng, big ? 300 : 3000));
+			tu_fill_bytes(v, vl, tu_rng_next(&rng));
+			tu_put(txn, 0, k, strlen(k), v, vl);
+		}
+		tu_commit(txn);
+		if (t + 1 == rounds / 2)
+			pu_half = pages_used(env);
+	}
+	uint64_t pu_end = pages_used(env);
+	mapkv_envinfo info = tu_env_info(env);
+	/* 300 values of at most 4 pages and 3,000 small ones fit in about
+	 * 1,500 pages; the free pages must stay a fraction of that. */
+	tu_check(info.pages_free < pu_end / 2,
+		 "%llu of %llu pages are free after %llu commits",
+		 (unsigned long long)info.pages_free,
+		 (unsigned long long)pu_end, (unsigned long long)rounds);
+	tu_check(pu_end <= pu_half + pu_half / 10 + SLACK_PAGES,
+		 "still growing after warm-up: %llu pages used at half time, "
+		 "%llu at the end",
+		 (unsigned long long)pu_half, (unsigned long long)pu_end);
+	mapkv_close(env);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("freelist");
@@ -297,5 +343,8 @@ int main(void)
 		test_delete_all_and_reinsert_stays_under_previous_high_mark);
 	tcase_add_test(tc, test_pages_free_counts_pages_freed_by_deletes);
 	tcase_add_test(tc, test_overflow_value_churn_reuses_freed_page_runs);
+	tcase_add_test(
+		tc,
+		test_mixed_runs_and_small_pages_reuse_fragmented_free_pages);
 	return tu_run_suite(s);
 }
