@@ -1657,7 +1657,9 @@ static int mount_tmpfs(const char *dir, const char *size)
 			return -1;
 		close(fd);
 	}
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+	/* A change of propagation ignores the source and type; they are
+	 * given anyway, since valgrind reads them as strings. */
+	if (mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0)
 		return -1;
 	char opt[64];
 	snprintf(opt, sizeof(opt), "size=%s,mode=0700", size);
