@@ -380,20 +380,54 @@ MAPKV_API int mapkv_cursor_open(mapkv_txn *txn, mapkv_dbi dbi,
 
 /**
  * Move the cursor and return the key and value it lands on.
+ *
+ * A cursor is unpositioned when opened; after its first successful move
+ * it is positioned at a key K, the key of the pair its last successful
+ * move returned. Only a successful FIRST, LAST, NEXT, PREV, SEEK,
+ * SEEK_EXACT or GET_CURRENT sets K; nothing else does, in particular no
+ * failed operation (MAPKV_NOTFOUND or any other error): after one the
+ * cursor is exactly where it was. In a write transaction the tree may
+ * change under the cursor (mapkv_put, mapkv_del, mapkv_cursor_del through
+ * this or another cursor, mapkv_dbi_drop): K stays the cursor's position
+ * regardless. While K is in the tree the cursor is on K's pair; while it
+ * is not (deleted, or the tree emptied) the cursor is in the gap where K
+ * would be, and if K is stored again the cursor is on it again. So, with
+ * "the tree" meaning the tree as it is at the call:
+ *  - MAPKV_FIRST / MAPKV_LAST: the smallest / largest key.
+ *  - MAPKV_NEXT: the smallest key > K (MAPKV_FIRST when unpositioned). It
+ *    never skips a pair and never returns one twice in a row.
+ *  - MAPKV_PREV: the largest key < K (MAPKV_LAST when unpositioned).
+ *  - MAPKV_SEEK: the smallest key >= *key; MAPKV_SEEK_EXACT: *key itself.
+ *  - MAPKV_GET_CURRENT: K's pair; MAPKV_NOTFOUND when unpositioned or in
+ *    a gap (K is not in the tree).
+ * Each returns MAPKV_NOTFOUND when there is no such key (the end of the
+ * tree, an empty tree, a missing key), leaving the cursor unchanged. In a
+ * read transaction the tree never changes, so this is plain iteration.
+ * If the tree was deleted (mapkv_dbi_drop with del) or its handle closed,
+ * the cursor's operations return MAPKV_BAD_DBI; if a tree of the same
+ * name is created again in the transaction, the cursor continues from K
+ * in the new tree.
+ *
  * @param key input for MAPKV_SEEK and MAPKV_SEEK_EXACT; output (may be NULL
  *        otherwise) pointing into the map.
  * @param val output, may be NULL.
  * @param op  an enum mapkv_cursor_op.
- * @return 0; MAPKV_NOTFOUND past either end (the cursor stays where it
- *         was) or for a missing key; MAPKV_BAD_TXN; MAPKV_INVALID.
+ * @return 0; MAPKV_NOTFOUND as above; MAPKV_BAD_KEY for a SEEK key that is
+ *         empty or too long; MAPKV_BAD_DBI; MAPKV_BAD_TXN after the
+ *         transaction ended or failed; MAPKV_CORRUPT; MAPKV_INVALID (NULL
+ *         cursor, unknown @p op, SEEK without a key).
  */
 MAPKV_API int mapkv_cursor_get(mapkv_cursor *cur, mapkv_val *key,
 			       mapkv_val *val, int op);
 
 /**
- * Delete the pair under the cursor. Afterwards MAPKV_NEXT returns the pair
- * that followed it, MAPKV_PREV the one before it.
- * @return 0, MAPKV_NOTFOUND if unpositioned, and the errors of mapkv_put().
+ * Delete the pair under the cursor (the pair with the cursor's key K, see
+ * mapkv_cursor_get). The cursor keeps K and so stands in the gap it
+ * left: MAPKV_NEXT returns the pair that followed it, MAPKV_PREV the one
+ * before it, MAPKV_GET_CURRENT MAPKV_NOTFOUND.
+ * @return 0; MAPKV_NOTFOUND if the cursor is unpositioned or in a gap
+ *         (nothing is deleted; the transaction goes on); MAPKV_READONLY in
+ *         a read transaction; MAPKV_BAD_DBI; and the errors of mapkv_put().
  */
 MAPKV_API int mapkv_cursor_del(mapkv_cursor *cur);
 

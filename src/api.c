@@ -244,21 +244,50 @@ int mapkv_cursor_open(mapkv_txn *txn, mapkv_dbi dbi, mapkv_cursor **cur)
 		return rc;
 	if (!cur)
 		return MAPKV_INVALID;
+	txn_tree *tt;
+	if ((rc = txn_tree_get(txn, dbi, &tt)))
+		return rc;
 	return cur_open(txn, dbi, cur);
+}
+
+/* The tree a cursor's handle names in its transaction. */
+static int cursor_tree(mapkv_cursor *cur, txn_tree **tt)
+{
+	mapkv_txn *txn = cur->txn;
+	if (!txn || txn->state != TXN_ACTIVE)
+		return MAPKV_BAD_TXN;
+	return txn_tree_get(txn, cur->dbi, tt);
 }
 
 int mapkv_cursor_get(mapkv_cursor *cur, mapkv_val *key, mapkv_val *val, int op)
 {
 	if (!cur)
 		return MAPKV_INVALID;
-	return cur_get(cur, key, val, op);
+	txn_tree *tt;
+	int rc = cursor_tree(cur, &tt);
+	if (rc)
+		return rc;
+	return cur_get(cur, &tt->rec, key, val, op);
 }
 
 int mapkv_cursor_del(mapkv_cursor *cur)
 {
 	if (!cur)
 		return MAPKV_INVALID;
-	return cur_del(cur);
+	txn_tree *tt;
+	int rc = cursor_tree(cur, &tt);
+	if (rc)
+		return rc;
+	mapkv_txn *txn = cur->txn;
+	if (txn->flags & MAPKV_RDONLY)
+		return MAPKV_READONLY;
+	txn->mod_seq++;
+	rc = cur_del(cur, &tt->rec);
+	if (rc == 0)
+		tt->state |= TT_DIRTY;
+	else if (rc != MAPKV_NOTFOUND)
+		return txn_fail(txn, rc);
+	return rc;
 }
 
 void mapkv_cursor_close(mapkv_cursor *cur)

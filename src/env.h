@@ -104,12 +104,14 @@ struct mapkv_cursor {
 	os_vfs *vfs;    /* to free the cursor after its txn is gone */
 	mapkv_dbi dbi;
 	struct mapkv_cursor *next, *prev;
-	int positioned; /* path is valid */
-	int deleted;    /* the key under the cursor was deleted */
-	uint64_t seq;   /* txn->mod_seq the path was built at */
+	int positioned; /* at a key (0: before the first successful move) */
+	/* The place of the key in the tree, as of txn->mod_seq == seq
+	 * (cursor.h): where (CUR_*) and the path. */
+	int where;
+	uint64_t seq;
 	bt_path path;
 	size_t klen;
-	uint8_t key[MAPKV_MAX_KEY_SIZE]; /* writers: key under the cursor */
+	uint8_t key[MAPKV_MAX_KEY_SIZE]; /* writers: the position */
 };
 
 #endif
