@@ -114,8 +114,9 @@ enum mapkv_cursor_op {
 typedef struct mapkv_env mapkv_env;
 typedef struct mapkv_txn mapkv_txn;
 typedef struct mapkv_cursor mapkv_cursor;
-/** Handle of a tree, valid for the life of the environment; 0 is the main
- * tree. */
+/** Handle of a tree; 0 is the main tree, always open. A named tree's
+ * handle stands for its name in this environment, in every transaction,
+ * from mapkv_dbi_open() until mapkv_dbi_close() or mapkv_close(). */
 typedef uint32_t mapkv_dbi;
 
 /** A byte string: a key or a value. */
@@ -141,7 +142,9 @@ typedef struct mapkv_options {
 	unsigned flags;
 	/** Reader slots (concurrent read transactions); 0 means 126. */
 	unsigned max_readers;
-	/** Named trees that may be open at once; 0 means 128. */
+	/** Named trees that may be open at once (handles given out by
+	 * mapkv_dbi_open and not closed, see mapkv_dbi_close); 0 means 128;
+	 * at most 16,777,215 are used. */
 	unsigned max_dbs;
 } mapkv_options;
 
@@ -311,17 +314,52 @@ MAPKV_API uint64_t mapkv_txn_id(const mapkv_txn *txn);
 /**
  * Get a handle to a tree.
  *
+ * A handle stands for the tree's name: every mapkv_dbi_open() of one name
+ * returns the same handle until it is closed, and each transaction reaches
+ * through it the tree of that name in its own snapshot. Where that tree
+ * does not exist (deleted by mapkv_dbi_drop(), or not yet created in an
+ * older snapshot) functions given the handle return MAPKV_BAD_DBI; if a
+ * tree of that name is created again, the handle reaches the new tree.
+ * An open handle takes one of max_dbs slots (mapkv_options) until
+ * mapkv_dbi_close(). A lookup that fails (MAPKV_NOTFOUND or any error)
+ * takes no slot, and the handle of a tree created by a write transaction
+ * that then aborts, or whose commit fails, is closed by that end.
+ *
  * @param name  NULL for the main tree (handle 0), otherwise a name of 1 to
  *              255 bytes (a C string).
  * @param flags MAPKV_CREATE to create a missing tree (write transactions
  *              only; the creation is undone if the transaction aborts).
  * @param dbi   receives the handle, valid in later transactions too.
  * @return 0; MAPKV_NOTFOUND if missing and not created; MAPKV_READONLY to
- *         create in a read transaction; MAPKV_DBS_FULL; MAPKV_NOMEM;
- *         MAPKV_CORRUPT; MAPKV_INVALID.
+ *         create in a read transaction; MAPKV_DBS_FULL when max_dbs
+ *         handles are open; MAPKV_NOMEM; MAPKV_CORRUPT; MAPKV_INVALID.
  */
 MAPKV_API int mapkv_dbi_open(mapkv_txn *txn, const char *name, unsigned flags,
 			     mapkv_dbi *dbi);
+
+/**
+ * Close a tree handle and free its slot, for programs that open many
+ * trees over time (a handle is otherwise open until mapkv_close()). The
+ * tree and its data are untouched.
+ *
+ * From this call on the handle is invalid everywhere, in transactions
+ * already running too: every function given it, and every operation of a
+ * cursor opened on it (except mapkv_cursor_close()), returns
+ * MAPKV_BAD_DBI. The handle is shared by all who opened the name, so it
+ * is closed for all of them. Changes a write transaction still running
+ * made through it are kept: that transaction commits or aborts them as
+ * usual. A later mapkv_dbi_open() of the name returns a new handle; a
+ * closed handle never becomes valid again and never reaches another tree
+ * (a handle carries its slot's generation; a slot whose generations are
+ * used up, after 2^(32-b) closes where 2^b >= max_dbs + 1, about 16
+ * million with the default max_dbs, is retired). The slot is reused
+ * once no running transaction has used the handle. Safe to call from any
+ * thread.
+ * @return 0; MAPKV_BAD_DBI if @p dbi is not an open handle (unknown or
+ *         already closed); MAPKV_INVALID for a NULL @p env or the main
+ *         tree's handle 0, which cannot be closed.
+ */
+MAPKV_API int mapkv_dbi_close(mapkv_env *env, mapkv_dbi dbi);
 
 /**
  * Empty a tree and, with @p del nonzero, delete it (not the main tree,

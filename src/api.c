@@ -165,6 +165,13 @@ int mapkv_dbi_drop(mapkv_txn *txn, mapkv_dbi dbi, int del)
 	return txn_dbi_drop(txn, dbi, del);
 }
 
+int mapkv_dbi_close(mapkv_env *env, mapkv_dbi dbi)
+{
+	if (!env)
+		return MAPKV_INVALID;
+	return txn_dbi_close(env, dbi);
+}
+
 int mapkv_dbi_list(mapkv_txn *txn, int (*fn)(void *ctx, const char *name),
 		   void *ctx)
 {

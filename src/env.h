@@ -16,10 +16,19 @@
 #include "page.h"
 #include "pager.h"
 
-/* A name bound to a tree handle. Slot 0 is the main tree (no name). */
+/* A slot of the tree-handle table (txn.c). Slot 0 is the main tree (no
+ * name). A named tree's handle is its slot number plus a generation in
+ * the high bits, so a closed handle never names the slot's next tree.
+ * Under env->mutex, except that handle is read without it. */
 typedef struct dbi_slot {
-	char *name;
+	char *name; /* NULL: free (or retired) */
 	size_t nlen;
+	_Atomic uint32_t handle; /* the valid handle, 0 while closed */
+	uint32_t gen;            /* generation of that (or the next) handle */
+	unsigned refs;           /* transactions with state for the slot */
+	/* The write transaction that created the tree and bound the slot:
+	 * unless it commits, its end closes the handle. */
+	struct mapkv_txn *owner;
 } dbi_slot;
 
 struct mapkv_env {
@@ -57,9 +66,9 @@ struct mapkv_env {
 	lk_table readers;
 	uint64_t pid;
 
-	unsigned max_dbs;
+	unsigned max_dbs; /* slots, including the main tree's */
 	dbi_slot *dbis;
-	_Atomic unsigned ndbis;
+	_Atomic unsigned ndbis; /* slots ever used (high-water mark) */
 
 	/* Set when a commit could not make its meta page durable: the file's
 	 * state is unknown until reopened, so writing is refused. */
@@ -76,6 +85,7 @@ struct mapkv_env {
 #define TT_LOADED 0x1u  /* rec is valid */
 #define TT_DIRTY 0x2u   /* rec changed: store it at commit */
 #define TT_DELETED 0x4u /* dropped with del: remove from catalog */
+#define TT_HELD 0x8u    /* counted in the slot's refs */
 
 typedef struct txn_tree {
 	tree_rec rec;
