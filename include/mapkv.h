@@ -421,10 +421,10 @@ MAPKV_API int mapkv_cursor_open(mapkv_txn *txn, mapkv_dbi dbi,
  *
  * A cursor is unpositioned when opened; after its first successful move
  * it is positioned at a key K, the key of the pair its last successful
- * move returned. Only a successful FIRST, LAST, NEXT, PREV, SEEK,
- * SEEK_EXACT or GET_CURRENT sets K; nothing else does, in particular no
- * failed operation (MAPKV_NOTFOUND or any other error): after one the
- * cursor is exactly where it was. In a write transaction the tree may
+ * move returned. Only a successful FIRST, LAST, NEXT, PREV, SEEK or
+ * SEEK_EXACT changes K; nothing else does, in particular no failed
+ * operation (MAPKV_NOTFOUND or any other error): after one the cursor is
+ * exactly where it was. In a write transaction the tree may
  * change under the cursor (mapkv_put, mapkv_del, mapkv_cursor_del through
  * this or another cursor, mapkv_dbi_drop): K stays the cursor's position
  * regardless. While K is in the tree the cursor is on K's pair; while it
@@ -432,8 +432,8 @@ MAPKV_API int mapkv_cursor_open(mapkv_txn *txn, mapkv_dbi dbi,
  * would be, and if K is stored again the cursor is on it again. So, with
  * "the tree" meaning the tree as it is at the call:
  *  - MAPKV_FIRST / MAPKV_LAST: the smallest / largest key.
- *  - MAPKV_NEXT: the smallest key > K (MAPKV_FIRST when unpositioned). It
- *    never skips a pair and never returns one twice in a row.
+ *  - MAPKV_NEXT: the smallest key > K (MAPKV_FIRST when unpositioned):
+ *    it never skips a pair, whatever changed since the last move.
  *  - MAPKV_PREV: the largest key < K (MAPKV_LAST when unpositioned).
  *  - MAPKV_SEEK: the smallest key >= *key; MAPKV_SEEK_EXACT: *key itself.
  *  - MAPKV_GET_CURRENT: K's pair; MAPKV_NOTFOUND when unpositioned or in
