@@ -12,6 +12,8 @@
 #endif
 #include "testutil.h"
 
+#include "env.h" /* one white-box test: a slot's generation counter */
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -905,6 +907,37 @@ START_TEST(test_slot_of_a_closed_handle_waits_for_its_readers)
 }
 END_TEST
 
+/* A slot whose generations are used up is retired, not reused: its last
+ * handle would otherwise be given out again. Reaching the last generation
+ * takes 2^31 closes here (max_dbs 1), so the test sets the counter. */
+START_TEST(test_a_slot_whose_generations_run_out_is_retired)
+{
+	mapkv_env *env = open_max_dbs(1, 0);
+	mapkv_txn *txn = tu_begin(env, 0);
+	mapkv_dbi a = open_dbi(txn, "a", MAPKV_CREATE);
+	tu_put_str(txn, a, "k", "v");
+	tu_commit(txn);
+	ck_assert_rc(mapkv_dbi_close(env, a), 0);
+	ck_assert_uint_eq(env->max_dbs, 2); /* slot 0 is the main tree's */
+	env->dbis[1].gen = 0x7fffffffu;     /* the last of 31 bits */
+
+	txn = tu_begin(env, 0);
+	mapkv_dbi last = open_dbi(txn, "a", 0);
+	tu_expect_str(txn, last, "k", "v");
+	mapkv_txn_abort(txn);
+	ck_assert_rc(mapkv_dbi_close(env, last), 0);
+	txn = tu_begin(env, 0);
+	mapkv_dbi d;
+	ck_assert_rc(mapkv_dbi_open(txn, "a", 0, &d), MAPKV_DBS_FULL);
+	ck_assert_rc(mapkv_dbi_open(txn, "b", MAPKV_CREATE, &d),
+		     MAPKV_DBS_FULL);
+	mapkv_txn_abort(txn);
+	expect_bad_dbi(env, a);
+	expect_bad_dbi(env, last);
+	mapkv_close(env);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("dbi");
@@ -935,6 +968,7 @@ int main(void)
 		tc, test_closed_handles_never_reach_a_later_tree_in_their_slot);
 	tcase_add_test(tc, test_dbi_close_inside_a_write_txn_keeps_its_changes);
 	tcase_add_test(tc, test_slot_of_a_closed_handle_waits_for_its_readers);
+	tcase_add_test(tc, test_a_slot_whose_generations_run_out_is_retired);
 
 	tc = tu_tcase(s, "drop", 300);
 	tcase_add_test(tc, test_drop_with_del_0_empties_tree_and_keeps_it);
