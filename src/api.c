@@ -252,9 +252,10 @@ int mapkv_cursor_open(mapkv_txn *txn, mapkv_dbi dbi, mapkv_cursor **cur)
 	if (!cur)
 		return MAPKV_INVALID;
 	txn_tree *tt;
-	if ((rc = txn_tree_get(txn, dbi, &tt)))
+	_Atomic uint32_t *live;
+	if ((rc = txn_tree_ref(txn, dbi, &tt, &live)))
 		return rc;
-	return cur_open(txn, dbi, cur);
+	return cur_open(txn, dbi, tt, live, cur);
 }
 
 /* The tree a cursor's handle names in its transaction. */
@@ -263,18 +264,18 @@ static int cursor_tree(mapkv_cursor *cur, txn_tree **tt)
 	mapkv_txn *txn = cur->txn;
 	if (!txn || txn->state != TXN_ACTIVE)
 		return MAPKV_BAD_TXN;
-	return txn_tree_get(txn, cur->dbi, tt);
+	int rc = txn_tree_check(cur->tt, cur->live, cur->dbi);
+	if (rc)
+		return rc;
+	*tt = cur->tt;
+	return 0;
 }
 
 int mapkv_cursor_get(mapkv_cursor *cur, mapkv_val *key, mapkv_val *val, int op)
 {
 	if (!cur)
 		return MAPKV_INVALID;
-	txn_tree *tt;
-	int rc = cursor_tree(cur, &tt);
-	if (rc)
-		return rc;
-	return cur_get(cur, &tt->rec, key, val, op);
+	return cur_get(cur, key, val, op);
 }
 
 int mapkv_cursor_del(mapkv_cursor *cur)

@@ -6,7 +6,8 @@
 
 #include <string.h>
 
-int cur_open(mapkv_txn *txn, mapkv_dbi dbi, mapkv_cursor **out)
+int cur_open(mapkv_txn *txn, mapkv_dbi dbi, txn_tree *tt,
+	     _Atomic uint32_t *live, mapkv_cursor **out)
 {
 	os_vfs *vfs = txn->env->vfs;
 	mapkv_cursor *c = vfs->alloc(vfs, sizeof(*c));
@@ -16,6 +17,8 @@ int cur_open(mapkv_txn *txn, mapkv_dbi dbi, mapkv_cursor **out)
 	c->txn = txn;
 	c->vfs = vfs;
 	c->dbi = dbi;
+	c->tt = tt;
+	c->live = live;
 	c->next = txn->cursors;
 	if (txn->cursors)
 		txn->cursors->prev = c;
@@ -36,6 +39,16 @@ void cur_close(mapkv_cursor *c)
 			c->next->prev = c->prev;
 	}
 	c->vfs->free(c->vfs, c);
+}
+
+/* A path is copied often (each move works on a copy): only the levels in
+ * use, usually 2 to 4 of the 32. */
+static void path_copy(bt_path *dst, const bt_path *src)
+{
+	int d = src->depth;
+	dst->depth = d;
+	memcpy(dst->pg, src->pg, (size_t)d * sizeof(src->pg[0]));
+	memcpy(dst->idx, src->idx, (size_t)d * sizeof(src->idx[0]));
 }
 
 /* Where @key is in tree @t: *where is CUR_ON, CUR_BEFORE or CUR_END with
@@ -69,7 +82,8 @@ static int find(const pager *pg, const tree_rec *t, const void *key,
 	/* Every key of this leaf is smaller: the next key, if any, is in
 	 * the leaves to the right. */
 	path->idx[l] = n - 1;
-	bt_path nx = *path;
+	bt_path nx;
+	path_copy(&nx, path);
 	rc = bt_next(pg, &nx);
 	if (rc == MAPKV_NOTFOUND) {
 		*where = CUR_END;
@@ -77,7 +91,7 @@ static int find(const pager *pg, const tree_rec *t, const void *key,
 	}
 	if (rc)
 		return rc;
-	*path = nx;
+	path_copy(path, &nx);
 	*where = CUR_BEFORE;
 	return 0;
 }
@@ -94,7 +108,7 @@ static int locate(mapkv_cursor *c, const tree_rec *t)
 	int rc = find(&txn->pg, t, c->key, c->klen, &path, &where);
 	if (rc)
 		return rc;
-	c->path = path;
+	path_copy(&c->path, &path);
 	c->where = where;
 	c->seq = txn->mod_seq;
 	return 0;
@@ -118,7 +132,7 @@ static int land(mapkv_cursor *c, const bt_path *p, mapkv_val *key,
 		c->klen = k.size;
 	}
 	if (p != &c->path)
-		c->path = *p;
+		path_copy(&c->path, p);
 	c->where = CUR_ON;
 	c->seq = txn->mod_seq;
 	c->positioned = 1;
@@ -129,14 +143,17 @@ static int land(mapkv_cursor *c, const bt_path *p, mapkv_val *key,
 	return 0;
 }
 
-int cur_get(mapkv_cursor *c, const tree_rec *t, mapkv_val *key, mapkv_val *val,
-	    int op)
+/* Every operation but a reader's step within a leaf: kept out of
+ * cur_get so that the scan's step does not pay for this one's frame. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static int
+cur_move(mapkv_cursor *c, mapkv_val *key, mapkv_val *val, int op)
 {
 	mapkv_txn *txn = c->txn;
 	const pager *pg = &txn->pg;
-	bt_path p;
-	int rc, where;
-
+	int rc;
 	if (op == MAPKV_SEEK || op == MAPKV_SEEK_EXACT) {
 		if (!key)
 			return MAPKV_INVALID;
@@ -147,16 +164,9 @@ int cur_get(mapkv_cursor *c, const tree_rec *t, mapkv_val *key, mapkv_val *val,
 	} else if (op < MAPKV_FIRST || op > MAPKV_GET_CURRENT) {
 		return MAPKV_INVALID;
 	}
-	/* The scan fast path: a reader stepping within a leaf. */
-	if (op == MAPKV_NEXT && c->positioned && (txn->flags & MAPKV_RDONLY)) {
-		int l = c->path.depth - 1;
-		if (c->path.idx[l] + 1 < pg_nkeys(c->path.pg[l])) {
-			c->path.idx[l]++;
-			if ((rc = land(c, &c->path, key, val)))
-				c->path.idx[l]--;
-			return rc;
-		}
-	}
+	const tree_rec *t = &c->tt->rec;
+	bt_path p;
+	int where;
 	if ((rc = locate(c, t)))
 		return rc;
 
@@ -170,7 +180,7 @@ int cur_get(mapkv_cursor *c, const tree_rec *t, mapkv_val *key, mapkv_val *val,
 		rc = bt_last(pg, t, &p);
 		break;
 	case MAPKV_NEXT:
-		p = c->path;
+		path_copy(&p, &c->path);
 		if (!c->positioned)
 			rc = bt_first(pg, t, &p);
 		else if (c->where == CUR_ON)
@@ -181,7 +191,7 @@ int cur_get(mapkv_cursor *c, const tree_rec *t, mapkv_val *key, mapkv_val *val,
 			rc = MAPKV_NOTFOUND;
 		break;
 	case MAPKV_PREV:
-		p = c->path;
+		path_copy(&p, &c->path);
 		if (!c->positioned)
 			rc = bt_last(pg, t, &p);
 		else if (c->where != CUR_END)
@@ -197,13 +207,46 @@ int cur_get(mapkv_cursor *c, const tree_rec *t, mapkv_val *key, mapkv_val *val,
 			rc = MAPKV_NOTFOUND;
 		break;
 	default: /* MAPKV_GET_CURRENT */
-		p = c->path;
+		path_copy(&p, &c->path);
 		rc = c->positioned && c->where == CUR_ON ? 0 : MAPKV_NOTFOUND;
 		break;
 	}
 	if (rc)
 		return rc;
 	return land(c, &p, key, val);
+}
+
+int cur_get(mapkv_cursor *c, mapkv_val *key, mapkv_val *val, int op)
+{
+	mapkv_txn *txn = c->txn;
+	if (!txn || txn->state != TXN_ACTIVE)
+		return MAPKV_BAD_TXN;
+	int rc = txn_tree_check(c->tt, c->live, c->dbi);
+	if (rc)
+		return rc;
+	/* The scan fast path: a reader stepping within a leaf (the path is
+	 * then K's place, and nothing but the index moves). */
+	if (op == MAPKV_NEXT && c->positioned && (txn->flags & MAPKV_RDONLY)) {
+		int l = c->path.depth - 1;
+		if (c->path.idx[l] + 1 < pg_nkeys(c->path.pg[l])) {
+			mapkv_val k, v;
+			c->path.idx[l]++;
+			rc = bt_path_kv(&txn->pg, &c->path, &k,
+					val ? &v : NULL);
+			if (!rc && k.size - 1 >= MAPKV_MAX_KEY_SIZE)
+				rc = MAPKV_CORRUPT; /* as land() says */
+			if (rc) {
+				c->path.idx[l]--;
+				return rc;
+			}
+			if (key)
+				*key = k;
+			if (val)
+				*val = v;
+			return 0;
+		}
+	}
+	return cur_move(c, key, val, op);
 }
 
 int cur_del(mapkv_cursor *c, tree_rec *t)

@@ -33,13 +33,12 @@
 	2 /* K is not and no key is > K: the path is on the                    \
 	     last key (< K), or has depth 0 for an empty tree */
 
-/* Open a cursor on tree @dbi of @txn (the caller has checked the handle).
- */
-int cur_open(mapkv_txn *txn, mapkv_dbi dbi, mapkv_cursor **out);
-/* mapkv_cursor_get on the tree @t that the cursor's handle names in its
- * transaction (the caller has checked that the transaction is active). */
-int cur_get(mapkv_cursor *c, const tree_rec *t, mapkv_val *key, mapkv_val *val,
-	    int op);
+/* Open a cursor on tree @dbi of @txn, whose state @tt and handle word
+ * @live the caller got from txn_tree_ref. */
+int cur_open(mapkv_txn *txn, mapkv_dbi dbi, txn_tree *tt,
+	     _Atomic uint32_t *live, mapkv_cursor **out);
+/* mapkv_cursor_get (the caller has checked c is not NULL). */
+int cur_get(mapkv_cursor *c, mapkv_val *key, mapkv_val *val, int op);
 /* Delete the pair under the cursor from @t (a write transaction's tree):
  * 0, MAPKV_NOTFOUND when unpositioned or in a gap, or bt_del's error. */
 int cur_del(mapkv_cursor *c, tree_rec *t);

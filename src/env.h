@@ -92,6 +92,19 @@ typedef struct txn_tree {
 	unsigned state;
 } txn_tree;
 
+/* The check of a reference from txn_tree_ref (txn.h), on every cursor
+ * operation: the handle @dbi is still open (@live: its slot's word, NULL
+ * for the main tree) and the tree exists. */
+static inline int txn_tree_check(const txn_tree *tt, _Atomic uint32_t *live,
+				 mapkv_dbi dbi)
+{
+	if (live && atomic_load_explicit(live, memory_order_acquire) != dbi)
+		return MAPKV_BAD_DBI;
+	if ((tt->state & (TT_LOADED | TT_DELETED)) != TT_LOADED)
+		return MAPKV_BAD_DBI;
+	return 0;
+}
+
 #define TXN_ACTIVE 0
 #define TXN_FAILED 1
 
@@ -113,6 +126,10 @@ struct mapkv_cursor {
 	mapkv_txn *txn; /* NULL once the transaction ended */
 	os_vfs *vfs;    /* to free the cursor after its txn is gone */
 	mapkv_dbi dbi;
+	/* Its tree in txn (txn_tree_ref): the state, and the slot word
+	 * that holds dbi while the handle is open (NULL: main tree). */
+	txn_tree *tt;
+	_Atomic uint32_t *live;
 	struct mapkv_cursor *next, *prev;
 	int positioned; /* at a key (0: before the first successful move) */
 	/* The place of the key in the tree, as of txn->mod_seq == seq

@@ -509,6 +509,20 @@ int txn_tree_get(mapkv_txn *txn, mapkv_dbi dbi, txn_tree **out)
 	return 0;
 }
 
+int txn_tree_ref(mapkv_txn *txn, mapkv_dbi dbi, txn_tree **out,
+		 _Atomic uint32_t **live)
+{
+	int rc = txn_tree_get(txn, dbi, out);
+	if (rc)
+		return rc;
+	/* The transaction holds the slot (txn_tree_get): the word stays
+	 * the slot's, and a close or a reopen changes what it holds. */
+	*live = dbi ? &txn->env->dbis[dbi & ((1u << slot_bits(txn->env)) - 1)]
+				.handle
+		    : NULL;
+	return 0;
+}
+
 int txn_dbi_open(mapkv_txn *txn, const char *name, unsigned flags,
 		 mapkv_dbi *dbi)
 {

@@ -23,6 +23,12 @@ int txn_fail(mapkv_txn *txn, int rc);
  * this transaction. */
 int txn_tree_get(mapkv_txn *txn, mapkv_dbi dbi, txn_tree **out);
 
+/* txn_tree_get, and where a cursor checks its handle later (*live: the
+ * slot word holding @dbi while the handle is open; NULL for the main
+ * tree). The state stays at *out for the transaction's life. */
+int txn_tree_ref(mapkv_txn *txn, mapkv_dbi dbi, txn_tree **out,
+		 _Atomic uint32_t **live);
+
 /* Open (or create) a tree by name; see mapkv_dbi_open. */
 int txn_dbi_open(mapkv_txn *txn, const char *name, unsigned flags,
 		 mapkv_dbi *dbi);
