@@ -86,6 +86,10 @@ extern "C" {
 #define MAPKV_MAP_LOST (-30020)
 /**@}*/
 
+/** Most reader slots an environment may ask for (mapkv_options.
+ * max_readers): a lock file of 4 MiB. */
+#define MAPKV_MAX_READERS 65536u
+
 /** @name Flags for mapkv_options.flags and mapkv_txn_begin(). */
 /**@{*/
 #define MAPKV_RDONLY 0x1u   /**< open read-only / begin a read transaction */
@@ -133,13 +137,18 @@ typedef struct mapkv_options {
 	 * The range is reserved in address space at open (nothing is
 	 * committed); MAPKV_FULL is returned by a write that would grow the
 	 * file past it, and by mapkv_open for an existing file larger than a
-	 * nonzero max_size. */
+	 * nonzero max_size. A nonzero max_size below two pages (twice the
+	 * larger of the system's page size and map granularity: 8 KiB on
+	 * Linux x86-64, 128 KiB on Windows), the smallest database, is
+	 * refused with MAPKV_INVALID before any file is created. */
 	uint64_t max_size;
 	/** Permission bits of a newly created file; 0 means 0644. */
 	unsigned mode;
 	/** MAPKV_RDONLY, MAPKV_NOSYNC, MAPKV_NOCREATE. */
 	unsigned flags;
-	/** Reader slots (concurrent read transactions); 0 means 126. */
+	/** Reader slots (concurrent read transactions); 0 means 126, at
+	 * most MAPKV_MAX_READERS (more: MAPKV_INVALID). The first process to
+	 * open the database sizes the table; later ones use it as it is. */
 	unsigned max_readers;
 	/** Named trees that may be open at once; 0 means 128. */
 	unsigned max_dbs;
@@ -213,7 +222,8 @@ typedef struct mapkv_reader_info {
  * it works, but a writer in another process would not see its readers and
  * could reuse pages under them, so use it only when nothing writes the
  * file meanwhile (mapkv_env_info tells which case applies).
- * @return 0; MAPKV_INVALID for a NULL argument or unknown flag;
+ * @return 0; MAPKV_INVALID for a NULL argument, an unknown flag, more
+ *         than MAPKV_MAX_READERS readers or a max_size below two pages;
  *         MAPKV_IO (errno set) if the file cannot be opened or mapped;
  *         MAPKV_CORRUPT if it is not a mapkv file or both meta pages are
  *         damaged; MAPKV_VERSION_MISMATCH for another format version;

@@ -400,7 +400,8 @@ static int lock_open(mapkv_env *env, const char *path, unsigned nslots,
 		uint64_t size;
 		if (!(rc = vfs->lock_byte(f, LK_BYTE_ALIVE, 0, 1)) &&
 		    !(rc = vfs->size(f, &size))) {
-			if (size < LK_HEADER || size > (1u << 30)) {
+			if (size < LK_HEADER ||
+			    size > lk_file_size(MAPKV_MAX_READERS)) {
 				rc = MAPKV_CORRUPT;
 			} else {
 				env->lk_len = (size_t)size;
@@ -412,6 +413,7 @@ static int lock_open(mapkv_env *env, const char *path, unsigned nslots,
 		    (env->lk->magic != LK_MAGIC ||
 		     env->lk->version != LK_VERSION ||
 		     env->lk->page_size != env->psize || env->lk->nslots == 0 ||
+		     env->lk->nslots > MAPKV_MAX_READERS ||
 		     lk_file_size(env->lk->nslots) > env->lk_len))
 			rc = MAPKV_CORRUPT; /* not a lock file of ours */
 	}
@@ -462,6 +464,23 @@ static void env_free(mapkv_env *env)
 	vfs->free(vfs, env);
 }
 
+/* The page size of a new database: the system's, within the format's
+ * range. */
+static unsigned default_psize(os_vfs *vfs)
+{
+	size_t os = vfs->page_size ? vfs->page_size(vfs)
+				   : vfs->map_granularity(vfs);
+	return os < MK_MIN_PAGE   ? MK_MIN_PAGE
+	       : os > MK_MAX_PAGE ? MK_MAX_PAGE
+				  : (unsigned)os;
+}
+
+/* The smallest unit of the map for a database of @psize pages. */
+static unsigned map_unit(const mapkv_env *env, unsigned psize)
+{
+	return env->gran > psize ? (unsigned)env->gran : psize;
+}
+
 int env_open_vfs(mapkv_env **out, const char *path, const mapkv_options *opts,
 		 os_vfs *vfs)
 {
@@ -474,12 +493,22 @@ int env_open_vfs(mapkv_env **out, const char *path, const mapkv_options *opts,
 		memset(&o, 0, sizeof(o));
 	if (o.flags & ~(MAPKV_RDONLY | MAPKV_NOSYNC | MAPKV_NOCREATE))
 		return MAPKV_INVALID;
+	/* Limits that no file can meet are refused before one is made: more
+	 * readers than the lock file may have, or a size below the smallest
+	 * database (two pages of a new file). */
+	if (o.max_readers > MAPKV_MAX_READERS)
+		return MAPKV_INVALID;
 	mapkv_env *env = zalloc(vfs, sizeof(*env));
 	if (!env)
 		return MAPKV_NOMEM;
 	env->vfs = vfs;
 	env->flags = o.flags;
 	env->gran = vfs->map_granularity(vfs);
+	if (o.max_size &&
+	    o.max_size < 2ull * map_unit(env, default_psize(vfs))) {
+		vfs->free(vfs, env);
+		return MAPKV_INVALID;
+	}
 	env->max_dbs = (o.max_dbs ? o.max_dbs : 128) + 1;
 	unsigned nslots = o.max_readers ? o.max_readers : 126;
 	uint64_t maxsz = o.max_size ? o.max_size : default_max_size();
@@ -517,10 +546,7 @@ int env_open_vfs(mapkv_env **out, const char *path, const mapkv_options *opts,
 		goto fail;
 	if (is_blank(head, got, size)) {
 		/* New, empty, or created by an open that never finished. */
-		size_t os = vfs->page_size ? vfs->page_size(vfs) : env->gran;
-		env->psize = os < MK_MIN_PAGE   ? MK_MIN_PAGE
-			     : os > MK_MAX_PAGE ? MK_MAX_PAGE
-						: (unsigned)os;
+		env->psize = default_psize(vfs);
 		empty_meta(&m, env->psize);
 		if (!(o.flags & MAPKV_RDONLY)) {
 			if ((rc = init_file(env, &m, created)))
@@ -537,8 +563,7 @@ int env_open_vfs(mapkv_env **out, const char *path, const mapkv_options *opts,
 		    (rc = repair_meta(env, &m)))
 			goto fail;
 	}
-	unsigned unit =
-		env->gran > env->psize ? (unsigned)env->gran : env->psize;
+	unsigned unit = map_unit(env, env->psize);
 	maxsz = maxsz / unit * unit;
 	uint64_t maplen = (size + env->gran - 1) / env->gran * env->gran;
 	if (maxsz < maplen) {

@@ -74,10 +74,11 @@ typedef struct lk_table {
 	unsigned hint; /* where this process starts looking (racy, a hint) */
 } lk_table;
 
-/* Bytes of a lock file with @nslots public slots. */
+/* Bytes of a lock file with @nslots public slots (at most
+ * MAPKV_MAX_READERS: 4 MiB). */
 static inline uint64_t lk_file_size(unsigned nslots)
 {
-	return LK_HEADER + (uint64_t)(nslots + 1) * sizeof(lk_slot);
+	return LK_HEADER + ((uint64_t)nslots + 1) * sizeof(lk_slot);
 }
 
 /* Claim a free public slot for @pid. Returns 0 and the slot's index, or
