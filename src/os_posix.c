@@ -232,6 +232,18 @@ static int px_open(os_vfs *vfs, const char *path, int flags, unsigned mode,
 			fd = open_retry(path, base, 0);
 			if (fd >= 0 || errno != ENOENT)
 				break;
+			/* EEXIST, then ENOENT: either the file was removed in
+			 * between (try again), or the path is a symbolic link
+			 * to a missing file, which O_EXCL never follows.
+			 * Create the target through it; whether this call or
+			 * a racing one made it cannot be told, so say made
+			 * (the cost: one directory sync too many). */
+			if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+				fd = open_retry(path, base | O_CREAT,
+						(mode_t)mode);
+				made = fd >= 0;
+				break;
+			}
 		}
 	} else {
 		fd = open_retry(path, base, 0);
