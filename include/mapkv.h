@@ -84,6 +84,21 @@ extern "C" {
  * Windows remap path, see mapkv_envinfo.map_growth): pointers into it are
  * no longer valid; abort every transaction and close the environment. */
 #define MAPKV_MAP_LOST (-30020)
+/** mapkv_open(): the database is in use through another lock file: a
+ * hard link or a bind-mounted file of it under another name or folder, a
+ * database file replaced (renamed over) while processes still use the
+ * old one, or a lock file removed or replaced while in use. Two lock
+ * tables would let writers reuse pages under readers, so the open is
+ * refused; open the database by the name the others use, or wait until
+ * they have closed it. Relative paths are fine, and so are symbolic links
+ * on POSIX systems (the lock file is placed beside the file they lead to;
+ * Windows does not follow them, so there a link is a second name). */
+#define MAPKV_LOCK_CONFLICT (-30022)
+/** The lock file this environment uses was truncated, removed or
+ * replaced by another program while in use: readers are no longer
+ * protected from the writer. Every new transaction is refused; close the
+ * environment (and open it again). */
+#define MAPKV_LOCK_LOST (-30023)
 /**@}*/
 
 /** Most reader slots an environment may ask for (mapkv_options.
@@ -212,25 +227,47 @@ typedef struct mapkv_reader_info {
  * @param opts options, or NULL for defaults.
  *
  * Several processes (and several environments in one process) may open
- * the same file. They share a lock file, @p path followed by "-lock",
- * created beside the database with the same mode: it holds the table of
- * read transactions, so a writer in any process keeps the pages every
- * reader still uses, and it is rebuilt when the last process has gone.
- * One write transaction runs at a time across all of them. An environment
- * opened MAPKV_RDONLY where the lock file cannot be opened for writing (a
- * read-only directory or file system) keeps its reader table to itself:
- * it works, but a writer in another process would not see its readers and
- * could reuse pages under them, so use it only when nothing writes the
- * file meanwhile (mapkv_env_info tells which case applies).
+ * the same file. They share a lock file beside the database, named after
+ * the file the path leads to (symbolic links followed) and "-lock",
+ * created with the same mode: it holds the table of read transactions, so
+ * a writer in any process keeps the pages every reader still uses, and it
+ * is rebuilt when the last process has gone. One write transaction runs
+ * at a time across all of them, and a transaction begun after a commit
+ * returned 0, in any process, sees that commit or a later one. Symbolic
+ * links (POSIX) and relative paths lead to the same lock file; a second
+ * name that would lead to another one (a hard link or a bind-mounted file
+ * in another folder) is refused while the database is in use through the
+ * first (MAPKV_LOCK_CONFLICT).
+
+ *
+ * The lock file must be left alone while the database is in use: one
+ * removed, replaced or truncated by another program is noticed at open,
+ * when a write transaction begins, and by mapkv_reader_check() and
+ * mapkv_env_info() (MAPKV_LOCK_LOST from then on), but on POSIX systems a
+ * read transaction that begins after a truncation and before it was
+ * noticed is killed by SIGBUS (a read transaction makes no system call;
+ * doc/reliability.md). The same holds for the database file truncated by
+ * another program (MAPKV_CORRUPT at a write transaction's begin).
+ *
+ * An environment opened MAPKV_RDONLY where the lock file cannot be opened
+ * for writing (a read-only directory or file system) keeps its reader
+ * table to itself: it works, but a writer in another process would not
+ * see its readers and could reuse pages under them, so use it only when
+ * nothing writes the file meanwhile (mapkv_env_info tells which case
+ * applies).
  * @return 0; MAPKV_INVALID for a NULL argument, an unknown flag, more
  *         than MAPKV_MAX_READERS readers or a max_size below two pages;
  *         MAPKV_IO (errno set) if the file cannot be opened or mapped;
  *         MAPKV_CORRUPT if it is not a mapkv file or both meta pages are
- *         damaged; MAPKV_VERSION_MISMATCH for another format version;
+ *         damaged, or it is shorter than its last commit;
+ *         MAPKV_VERSION_MISMATCH for another format version (of the file,
+ *         or of the lock file that processes of another release use);
  *         MAPKV_PAGE_SIZE for a page size this system cannot use;
  *         MAPKV_FULL if the file is larger than a nonzero max_size, or the
  *         disk is full while creating the file or its lock file;
- *         MAPKV_NOMEM.
+ *         MAPKV_LOCK_CONFLICT (above); MAPKV_LOCK_LOST if the lock file
+ *         that other processes use was truncated or overwritten under
+ *         them (they must close first); MAPKV_NOMEM.
  */
 MAPKV_API int mapkv_open(mapkv_env **env, const char *path,
 			 const mapkv_options *opts);
@@ -255,7 +292,8 @@ MAPKV_API int mapkv_sync(mapkv_env *env);
 /** Fill @p info with facts about the environment. Counting free pages
  * reads the free-page tree; it works even when every reader slot is taken.
  * @return 0, MAPKV_INVALID, MAPKV_CORRUPT (damaged free-page tree: the
- *         other fields are filled). */
+ *         other fields are filled); MAPKV_LOCK_LOST and the
+ *         other errors of beginning a read transaction. */
 MAPKV_API int mapkv_env_info(mapkv_env *env, mapkv_envinfo *info);
 
 /**
@@ -263,7 +301,7 @@ MAPKV_API int mapkv_env_info(mapkv_env *env, mapkv_envinfo *info);
  * the reader table in the lock file), oldest snapshot first.
  * @param out   room for @p max entries.
  * @param count receives how many readers there are (may exceed @p max).
- * @return 0, MAPKV_INVALID.
+ * @return 0, MAPKV_INVALID, MAPKV_LOCK_LOST.
  */
 MAPKV_API int mapkv_reader_list(mapkv_env *env, mapkv_reader_info *out,
 				unsigned max, unsigned *count);
@@ -273,7 +311,8 @@ MAPKV_API int mapkv_reader_list(mapkv_env *env, mapkv_reader_info *out,
  * transaction, so their snapshots stop pinning pages. This also happens by
  * itself when slots run out and when a write transaction starts.
  * @param dead receives how many slots were freed (may be NULL).
- * @return 0, MAPKV_INVALID.
+ * @return 0, MAPKV_INVALID, MAPKV_LOCK_LOST (the lock file
+ *         was truncated, removed or replaced: see mapkv_open()).
  */
 MAPKV_API int mapkv_reader_check(mapkv_env *env, unsigned *dead);
 
@@ -283,14 +322,19 @@ MAPKV_API int mapkv_reader_check(mapkv_env *env, unsigned *dead);
  * @param flags 0 for a write transaction (waits while another one runs,
  *        unless MAPKV_TRY is given), MAPKV_RDONLY for a read transaction.
  *        A read transaction sees the last commit as of now for its whole
- *        life. Use one transaction per thread at a time.
+ *        life (in any process: never older than a commit that returned 0
+ *        before this call). Use one transaction per thread at a time.
  * @return 0; MAPKV_READONLY for a write transaction in a read-only env;
  *         MAPKV_BUSY (MAPKV_TRY) if a writer is active; MAPKV_READERS_FULL;
  *         MAPKV_PANIC if an earlier sync failed; MAPKV_IO or MAPKV_CORRUPT
  *         when a writer cannot lock or read the meta pages, or the map
  *         cannot follow the file's growth; MAPKV_NOMEM; MAPKV_INVALID;
  *         MAPKV_MAP_LOST once a growth on the Windows remap path lost the
- *         map's address (see mapkv_envinfo.map_growth).
+ *         map's address (see mapkv_envinfo.map_growth);
+ *         MAPKV_LOCK_LOST once the lock file was found truncated,
+ *         removed or replaced (see mapkv_open()); MAPKV_CORRUPT for a
+ *         write transaction when the database file is shorter than its
+ *         last commit (truncated by another program).
  *         On that remap path a read transaction also keeps a growth of the
  *         map by another thread waiting until it ends (README.md).
  */
@@ -455,7 +499,8 @@ MAPKV_API int mapkv_check_progress(mapkv_txn *txn, mapkv_check_fn fn,
  * without free-page records; otherwise it is a page-for-page image of the
  * snapshot. The copy is synced before the function returns.
  * @return 0; MAPKV_EXISTS if @p path exists; MAPKV_IO; MAPKV_FULL;
- *         MAPKV_NOMEM; MAPKV_READERS_FULL; MAPKV_INVALID.
+ *         MAPKV_NOMEM; MAPKV_READERS_FULL; MAPKV_INVALID;
+ *         MAPKV_LOCK_LOST (see mapkv_txn_begin).
  */
 MAPKV_API int mapkv_copy(mapkv_env *env, const char *path, unsigned flags);
 

@@ -56,8 +56,8 @@ int mapkv_env_info(mapkv_env *env, mapkv_envinfo *info)
 		return MAPKV_INVALID;
 	memset(info, 0, sizeof(*info));
 	mapkv_txn *txn;
-	int rc = txn_begin(env, MAPKV_RDONLY | TXN_INTERNAL, &txn);
-	if (rc)
+	int rc = env_check_lock(env);
+	if (rc || (rc = txn_begin(env, MAPKV_RDONLY | TXN_INTERNAL, &txn)))
 		return rc;
 	uint64_t nfree = 0;
 	rc = txn_count_free(txn, &nfree);
@@ -311,7 +311,10 @@ int mapkv_copy(mapkv_env *env, const char *path, unsigned flags)
 {
 	if (!env || !path || !*path || (flags & ~MAPKV_COPY_COMPACT))
 		return MAPKV_INVALID;
-	int rc = env_copy(env, path, flags);
+	int rc = env_check_lock(env);
+	if (rc)
+		return rc;
+	rc = env_copy(env, path, flags);
 	if (rc && rc != MAPKV_EXISTS) {
 		int e = errno; /* the copy's error, not the unlink's */
 		env->vfs->remove(env->vfs, path); /* no half-made copy */
@@ -333,6 +336,9 @@ int mapkv_reader_list(mapkv_env *env, mapkv_reader_info *out, unsigned max,
 {
 	if (!env || !count || (max && !out))
 		return MAPKV_INVALID;
+	int rc = env_check_lock(env);
+	if (rc)
+		return rc;
 	uint64_t now = env->vfs->time_ns(env->vfs);
 	unsigned n = 0;
 	for (unsigned i = 0; i <= env->readers.nslots; i++) {
@@ -359,6 +365,9 @@ int mapkv_reader_check(mapkv_env *env, unsigned *dead)
 {
 	if (!env)
 		return MAPKV_INVALID;
+	int rc = env_check_lock(env);
+	if (rc)
+		return rc;
 	unsigned n = lk_reap(&env->readers, env->pid, env_pid_alive, env);
 	if (dead)
 		*dead = n;

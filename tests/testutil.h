@@ -61,6 +61,9 @@ int tu_run_suite(Suite *s);
 
 /* The current test's private directory. */
 const char *tu_dir(void);
+/* A private directory of the current test on tmpfs (/dev/shm), removed
+ * with the test's own; NULL where there is no tmpfs there. */
+const char *tu_tmpfs_dir(void);
 /* tu_dir() + "/" + name, in one of 8 rotating static buffers. */
 const char *tu_path(const char *name);
 /* Remove a file or directory tree; 0 on success. */
