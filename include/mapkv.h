@@ -84,6 +84,13 @@ extern "C" {
  * Windows remap path, see mapkv_envinfo.map_growth): pointers into it are
  * no longer valid; abort every transaction and close the environment. */
 #define MAPKV_MAP_LOST (-30020)
+/** The environment was opened by another process: this one is a child
+ * made by fork() after mapkv_open(). An environment, its transactions and
+ * cursors belong to the process that opened it; the child must open the
+ * database again (and may mapkv_close() or abort what it inherited, which
+ * frees the child's memory and leaves the parent's locks and reader slots
+ * alone). */
+#define MAPKV_FORKED (-30021)
 /** mapkv_open(): the database is in use through another lock file: a
  * hard link or a bind-mounted file of it under another name or folder, a
  * database file replaced (renamed over) while processes still use the
@@ -238,7 +245,11 @@ typedef struct mapkv_reader_info {
  * name that would lead to another one (a hard link or a bind-mounted file
  * in another folder) is refused while the database is in use through the
  * first (MAPKV_LOCK_CONFLICT).
-
+ *
+ * An environment belongs to the process that opened it: after fork() the
+ * child must not use what it inherited (transactions begin with
+ * MAPKV_FORKED) and opens the database again; it may close the inherited
+ * environment, which leaves the parent's locks alone.
  *
  * The lock file must be left alone while the database is in use: one
  * removed, replaced or truncated by another program is noticed at open,
@@ -275,7 +286,8 @@ MAPKV_API int mapkv_open(mapkv_env **env, const char *path,
 /**
  * Close the environment, unmap and close the file. Every transaction and
  * cursor must have ended first; a write transaction still open is aborted.
- * NULL is ignored.
+ * NULL is ignored. In a child after fork() this frees the child's copy
+ * only: the parent's locks and reader slots are left as they are.
  */
 MAPKV_API void mapkv_close(mapkv_env *env);
 
@@ -285,14 +297,14 @@ MAPKV_API void mapkv_close(mapkv_env *env);
  * the environment then refuses writes and syncs with MAPKV_PANIC until it
  * is reopened.
  * @return 0, MAPKV_IO, MAPKV_FULL (ENOSPC/EDQUOT), MAPKV_PANIC,
- *         MAPKV_INVALID.
+ *         MAPKV_INVALID, MAPKV_FORKED.
  */
 MAPKV_API int mapkv_sync(mapkv_env *env);
 
 /** Fill @p info with facts about the environment. Counting free pages
  * reads the free-page tree; it works even when every reader slot is taken.
  * @return 0, MAPKV_INVALID, MAPKV_CORRUPT (damaged free-page tree: the
- *         other fields are filled); MAPKV_LOCK_LOST and the
+ *         other fields are filled); MAPKV_FORKED, MAPKV_LOCK_LOST and the
  *         other errors of beginning a read transaction. */
 MAPKV_API int mapkv_env_info(mapkv_env *env, mapkv_envinfo *info);
 
@@ -301,7 +313,7 @@ MAPKV_API int mapkv_env_info(mapkv_env *env, mapkv_envinfo *info);
  * the reader table in the lock file), oldest snapshot first.
  * @param out   room for @p max entries.
  * @param count receives how many readers there are (may exceed @p max).
- * @return 0, MAPKV_INVALID, MAPKV_LOCK_LOST.
+ * @return 0, MAPKV_INVALID, MAPKV_FORKED, MAPKV_LOCK_LOST.
  */
 MAPKV_API int mapkv_reader_list(mapkv_env *env, mapkv_reader_info *out,
 				unsigned max, unsigned *count);
@@ -311,7 +323,7 @@ MAPKV_API int mapkv_reader_list(mapkv_env *env, mapkv_reader_info *out,
  * transaction, so their snapshots stop pinning pages. This also happens by
  * itself when slots run out and when a write transaction starts.
  * @param dead receives how many slots were freed (may be NULL).
- * @return 0, MAPKV_INVALID, MAPKV_LOCK_LOST (the lock file
+ * @return 0, MAPKV_INVALID, MAPKV_FORKED, MAPKV_LOCK_LOST (the lock file
  *         was truncated, removed or replaced: see mapkv_open()).
  */
 MAPKV_API int mapkv_reader_check(mapkv_env *env, unsigned *dead);
@@ -331,7 +343,8 @@ MAPKV_API int mapkv_reader_check(mapkv_env *env, unsigned *dead);
  *         cannot follow the file's growth; MAPKV_NOMEM; MAPKV_INVALID;
  *         MAPKV_MAP_LOST once a growth on the Windows remap path lost the
  *         map's address (see mapkv_envinfo.map_growth);
- *         MAPKV_LOCK_LOST once the lock file was found truncated,
+ *         MAPKV_FORKED in a child after fork() (open the database again
+ *         there); MAPKV_LOCK_LOST once the lock file was found truncated,
  *         removed or replaced (see mapkv_open()); MAPKV_CORRUPT for a
  *         write transaction when the database file is shorter than its
  *         last commit (truncated by another program).
@@ -350,7 +363,9 @@ MAPKV_API int mapkv_txn_begin(mapkv_env *env, unsigned flags, mapkv_txn **txn);
  * @return 0; MAPKV_BAD_TXN for a transaction that already failed (it is
  *         aborted); MAPKV_IO; MAPKV_FULL; MAPKV_PANIC when the meta page
  *         could not be made durable (reopen the environment); MAPKV_NOMEM;
- *         MAPKV_MAP_LOST (Windows remap path, see mapkv_txn_begin).
+ *         MAPKV_MAP_LOST (Windows remap path, see mapkv_txn_begin);
+ *         MAPKV_FORKED for a transaction inherited across fork() (it is
+ *         freed, nothing is written).
  */
 MAPKV_API int mapkv_txn_commit(mapkv_txn *txn);
 
@@ -499,7 +514,7 @@ MAPKV_API int mapkv_check_progress(mapkv_txn *txn, mapkv_check_fn fn,
  * without free-page records; otherwise it is a page-for-page image of the
  * snapshot. The copy is synced before the function returns.
  * @return 0; MAPKV_EXISTS if @p path exists; MAPKV_IO; MAPKV_FULL;
- *         MAPKV_NOMEM; MAPKV_READERS_FULL; MAPKV_INVALID;
+ *         MAPKV_NOMEM; MAPKV_READERS_FULL; MAPKV_INVALID; MAPKV_FORKED,
  *         MAPKV_LOCK_LOST (see mapkv_txn_begin).
  */
 MAPKV_API int mapkv_copy(mapkv_env *env, const char *path, unsigned flags);

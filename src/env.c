@@ -800,6 +800,15 @@ fail:
 	return rc;
 }
 
+/* In a child after fork() (MAPKV_FORKED), what the environment holds in
+ * the lock file and on the database (locks shared with the parent through
+ * the inherited descriptors, the parent's reader slots) is the parent's:
+ * only this process's memory and descriptors are let go. */
+int env_forked(const mapkv_env *env)
+{
+	return env->pid != env->vfs->pid(env->vfs);
+}
+
 void env_close(mapkv_env *env)
 {
 	if (env->wtxn)

@@ -58,7 +58,7 @@ struct mapkv_env {
 	 * (env_check_lock): every new transaction is refused. */
 	_Atomic int lk_lost;
 	lk_table readers;
-	uint64_t pid;
+	uint64_t pid; /* of the process that opened it (env_forked) */
 
 	unsigned max_dbs;
 	dbi_slot *dbis;
@@ -115,6 +115,9 @@ struct mapkv_cursor {
 	uint8_t key[MAPKV_MAX_KEY_SIZE]; /* writers: key under the cursor */
 };
 
+/* 1 in a child after fork(): the environment is the parent's
+ * (MAPKV_FORKED). */
+int env_forked(const mapkv_env *env);
 /* 0, or MAPKV_LOCK_LOST once the lock file was found truncated, removed or
  * replaced (then for good), or the error of asking. */
 int env_check_lock(mapkv_env *env);

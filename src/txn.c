@@ -626,6 +626,10 @@ fail:
 
 int txn_begin(mapkv_env *env, unsigned flags, mapkv_txn **out)
 {
+	/* Before anything is locked: in a child after fork() the mutexes,
+	 * the file locks and the reader slots are the parent's. */
+	if (env_forked(env))
+		return MAPKV_FORKED;
 	if (atomic_load(&env->lk_lost))
 		return MAPKV_LOCK_LOST;
 	mapkv_txn *txn = env->vfs->alloc(env->vfs, sizeof(*txn));
@@ -655,7 +659,13 @@ static void txn_free(mapkv_txn *txn)
 	pager_end(&txn->pg);
 	if (txn->named)
 		env->vfs->free(env->vfs, txn->named);
-	if (txn->flags & MAPKV_RDONLY) {
+	if (env_forked(env)) {
+		/* Inherited across fork(): the reader slot and the writer
+		 * lock (held through the shared descriptor) are the
+		 * parent's, and stay as they are. */
+		if (!(txn->flags & MAPKV_RDONLY))
+			env->wtxn = NULL;
+	} else if (txn->flags & MAPKV_RDONLY) {
 		if (env->map_lock)
 			os_rwlock_rdunlock(env->map_lock);
 		lk_reader_release(&env->readers, txn->slot);
@@ -728,6 +738,10 @@ static int commit_write(mapkv_txn *txn)
 int txn_commit(mapkv_txn *txn)
 {
 	int rc = 0;
+	if (env_forked(txn->env)) {
+		txn_free(txn);
+		return MAPKV_FORKED;
+	}
 	if (txn->flags & MAPKV_RDONLY) {
 		txn_free(txn);
 		return 0;

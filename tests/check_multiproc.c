@@ -791,6 +791,162 @@ START_TEST(test_private_reader_open_beside_commits_never_corrupt)
 }
 END_TEST
 
+/* ---- fork ---- */
+
+/* Bug: a child made by fork() after mapkv_open shared the parent's writer
+ * lock (an OFD lock belongs to the descriptor both hold), so the child
+ * and the parent both began writes, and one acknowledged commit was lost.
+ * The child is now refused everything that touches locks or the reader
+ * table, and the parent goes on as if nothing happened. */
+START_TEST(test_child_after_fork_is_refused_and_the_parent_writes_alone)
+{
+	mapkv_env *env = tu_open("db", 0, 0);
+	put_counter(env, 1);
+	int fds[2];
+	ck_assert_int_eq(pipe(fds), 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		close(fds[0]);
+		int bad = 0;
+		mapkv_txn *t;
+		mapkv_envinfo info;
+		unsigned n;
+		mapkv_reader_info ri[4];
+		bad |= mapkv_txn_begin(env, 0, &t) != MAPKV_FORKED;
+		bad |= (mapkv_txn_begin(env, MAPKV_TRY, &t) != MAPKV_FORKED)
+		       << 1;
+		bad |= (mapkv_txn_begin(env, MAPKV_RDONLY, &t) != MAPKV_FORKED)
+		       << 2;
+		bad |= (mapkv_sync(env) != MAPKV_FORKED) << 3;
+		bad |= (mapkv_env_info(env, &info) != MAPKV_FORKED) << 4;
+		bad |= (mapkv_reader_check(env, &n) != MAPKV_FORKED) << 5;
+		bad |= (mapkv_reader_list(env, ri, 4, &n) != MAPKV_FORKED) << 6;
+		bad |= (mapkv_copy(env, tu_path("copy"), 0) != MAPKV_FORKED)
+		       << 7;
+		mapkv_close(env);
+		(void)!write(fds[1], &bad, sizeof(bad));
+		_exit(0);
+	}
+	close(fds[1]);
+	int bad = -1;
+	ck_assert_int_eq(read(fds[0], &bad, sizeof(bad)), sizeof(bad));
+	close(fds[0]);
+	expect_exit0(pid, "child");
+	tu_check(bad == 0,
+		 "child after fork: calls that did not give "
+		 "MAPKV_FORKED (bit mask): %#x",
+		 bad);
+	/* The child closed its copy: the parent's writer and readers work. */
+	mapkv_txn *txn;
+	ck_assert_rc(mapkv_txn_begin(env, MAPKV_TRY, &txn), 0);
+	ck_assert_uint_eq(get_counter(txn), 1);
+	mapkv_val kv = {"counter", 7};
+	uint64_t two = 2;
+	mapkv_val vv = {&two, 8};
+	ck_assert_rc(mapkv_put(txn, 0, &kv, &vv, 0), 0);
+	tu_commit(txn);
+	ck_assert_int_eq(access(tu_path("copy"), F_OK), -1);
+	mapkv_close(env);
+	env = tu_open("db", 0, 0);
+	txn = tu_begin(env, MAPKV_RDONLY);
+	ck_assert_uint_eq(get_counter(txn), 2);
+	mapkv_txn_abort(txn);
+	mapkv_close(env);
+}
+END_TEST
+
+/* What a child inherits mid-transaction: aborting or committing it, or
+ * closing the environment, must not release the parent's writer lock or
+ * reader slot (shared through the descriptor and the lock file). The
+ * child then opens the database again and works beside the parent. */
+START_TEST(
+	test_child_lets_go_of_inherited_transactions_without_touching_the_parents)
+{
+	mapkv_env *env = tu_open("db", 0, 0);
+	put_counter(env, 1);
+	tu_reader *rd = tu_reader_start(env); /* a reader in another thread */
+	mapkv_txn *w = tu_begin(env, 0);
+	mapkv_txn *r2;
+	int fds[2], go[2];
+	ck_assert_int_eq(pipe(fds), 0);
+	ck_assert_int_eq(pipe(go), 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		close(fds[0]);
+		int bad = 0;
+		/* The inherited write transaction: commit refused, nothing
+		 * written, the parent's lock kept. */
+		bad |= mapkv_txn_commit(w) != MAPKV_FORKED;
+		mapkv_close(env); /* and the rest of the copy */
+		mapkv_env *mine;
+		mapkv_txn *t;
+		if (mapkv_open(&mine, tu_path("db"), NULL))
+			_exit(10);
+		/* The parent still writes: this process must wait. */
+		bad |= (mapkv_txn_begin(mine, MAPKV_TRY, &t) != MAPKV_BUSY)
+		       << 1;
+		/* Its reader slot is still taken. */
+		mapkv_envinfo info;
+		bad |= (mapkv_env_info(mine, &info) != 0 ||
+			info.num_readers != 1)
+		       << 2;
+		(void)!write(fds[1], &bad, sizeof(bad));
+		char c;
+		if (read(go[0], &c, 1) != 1)
+			_exit(11);
+		/* The parent committed 2 and ended its transactions. */
+		if (mapkv_txn_begin(mine, 0, &t))
+			_exit(12);
+		mapkv_val kv = {"counter", 7}, vv;
+		uint64_t n = 0;
+		if (mapkv_get(t, 0, &kv, &vv) || vv.size != 8)
+			_exit(13);
+		memcpy(&n, vv.data, 8);
+		bad |= (n != 2) << 3;
+		n = 3;
+		vv.data = &n;
+		if (mapkv_put(t, 0, &kv, &vv, 0) || mapkv_txn_commit(t))
+			_exit(14);
+		mapkv_close(mine);
+		(void)!write(fds[1], &bad, sizeof(bad));
+		_exit(0);
+	}
+	close(fds[1]);
+	close(go[0]);
+	int bad = -1;
+	ck_assert_int_eq(read(fds[0], &bad, sizeof(bad)), sizeof(bad));
+	tu_check(bad == 0,
+		 "child, inherited transactions: failed checks "
+		 "(bit mask) %#x",
+		 bad);
+	/* The parent's write transaction is whole and alone. */
+	mapkv_val kv = {"counter", 7};
+	uint64_t two = 2;
+	mapkv_val vv = {&two, 8};
+	ck_assert_rc(mapkv_put(w, 0, &kv, &vv, 0), 0);
+	tu_commit(w);
+	ck_assert_uint_eq(tu_reader_txnid(rd), 1);
+	tu_reader_stop(rd);
+	ck_assert_int_eq(write(go[1], "g", 1), 1);
+	ck_assert_int_eq(read(fds[0], &bad, sizeof(bad)), sizeof(bad));
+	tu_check(bad == 0,
+		 "child, its own environment: failed checks "
+		 "(bit mask) %#x",
+		 bad);
+	close(fds[0]);
+	close(go[1]);
+	expect_exit0(pid, "child");
+	r2 = tu_begin(env, MAPKV_RDONLY);
+	ck_assert_uint_eq(get_counter(r2), 3);
+	mapkv_txn_abort(r2);
+	mapkv_close(env);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("multiproc");
@@ -818,5 +974,11 @@ int main(void)
 		test_open_beside_commits_that_reuse_listed_pages_never_corrupt);
 	tcase_add_test(tc,
 		       test_private_reader_open_beside_commits_never_corrupt);
+	tcase_add_test(
+		tc,
+		test_child_after_fork_is_refused_and_the_parent_writes_alone);
+	tcase_add_test(
+		tc,
+		test_child_lets_go_of_inherited_transactions_without_touching_the_parents);
 	return tu_run_suite(s);
 }
