@@ -27,6 +27,18 @@
 #include "mapkv.h"
 #include "testutil.h"
 
+/* The tests of names and damage run twice (loop tests): _i 0 in the build
+ * tree (ext4 here), _i 1 on tmpfs. */
+#define ON_FS(i)                                                               \
+	do {                                                                   \
+		if (!tu_on_tmpfs(i)) {                                         \
+			fprintf(stderr, "check_lockfile: no tmpfs at "         \
+					"/dev/shm: the tmpfs run is "          \
+					"skipped\n");                          \
+			return;                                                \
+		}                                                              \
+	} while (0)
+
 static void put_counter(mapkv_env *env, uint64_t n)
 {
 	mapkv_txn *txn = tu_begin(env, 0);
@@ -114,6 +126,7 @@ static int child_reads_seven(const char *path)
  * MAPKV_IO after a hundred tries), its lock file beside the target. */
 START_TEST(test_database_is_created_through_a_symlink_to_a_missing_file)
 {
+	ON_FS(_i);
 	ck_assert_int_eq(mkdir(tu_path("data"), 0700), 0);
 	ck_assert_int_eq(symlink("data/t.db", tu_path("link.db")), 0);
 	mapkv_env *a, *b;
@@ -131,6 +144,7 @@ END_TEST
 
 START_TEST(test_symlinks_and_relative_paths_share_one_lock_table)
 {
+	ON_FS(_i);
 	char cwd[1024];
 	ck_assert_ptr_nonnull(getcwd(cwd, sizeof(cwd)));
 	ck_assert_int_eq(mkdir(tu_path("sub"), 0700), 0);
@@ -201,6 +215,7 @@ static int child_shares_through_link(const char *path)
 
 START_TEST(test_symlink_and_relative_path_share_the_table_across_processes)
 {
+	ON_FS(_i);
 	ck_assert_int_eq(symlink("real.db", tu_path("link.db")), 0);
 	mapkv_env *a;
 	ck_assert_rc(open_at(&a, tu_path("real.db"), 0), 0);
@@ -246,6 +261,7 @@ END_TEST
 
 START_TEST(test_hard_link_is_refused_while_the_database_is_in_use)
 {
+	ON_FS(_i);
 	ck_assert_int_eq(mkdir(tu_path("other"), 0700), 0);
 	mapkv_env *a, *b;
 	ck_assert_rc(open_at(&a, tu_path("real.db"), 0), 0);
@@ -289,6 +305,7 @@ END_TEST
  * writer was reusing). */
 START_TEST(test_copy_through_an_alias_is_whole_or_refused)
 {
+	ON_FS(_i);
 	ck_assert_int_eq(symlink("real.db", tu_path("link.db")), 0);
 	mapkv_env *a, *b;
 	ck_assert_rc(open_at(&a, tu_path("real.db"), 0), 0);
@@ -440,6 +457,7 @@ static void bind_child(void)
 
 START_TEST(test_bind_mounted_folder_shares_and_bound_file_is_refused)
 {
+	ON_FS(_i);
 	ck_assert_int_eq(mkdir(tu_path("d1"), 0700), 0);
 	ck_assert_int_eq(mkdir(tu_path("d2"), 0700), 0);
 	ck_assert_int_eq(mkdir(tu_path("d3"), 0700), 0);
@@ -466,6 +484,7 @@ END_TEST
 
 START_TEST(test_removed_or_replaced_lock_file_is_lost_for_its_users)
 {
+	ON_FS(_i);
 	for (int replace = 0; replace < 2; replace++) {
 		const char *db = tu_path(replace ? "r.db" : "u.db");
 		char lock[1200];
@@ -539,6 +558,7 @@ static int truncated_lock_child(const char *db)
 
 START_TEST(test_truncated_lock_file_is_an_error_not_sigbus)
 {
+	ON_FS(_i);
 	int st = in_child(truncated_lock_child, tu_path("db"));
 	tu_check(st == 0, "truncated lock file: step %d failed", st);
 }
@@ -546,6 +566,7 @@ END_TEST
 
 START_TEST(test_replaced_database_file_is_refused_while_the_old_one_is_used)
 {
+	ON_FS(_i);
 	mapkv_env *a, *b;
 	ck_assert_rc(open_at(&a, tu_path("db"), 0), 0);
 	put_counter(a, 7);
@@ -584,6 +605,7 @@ static int truncated_db_child(const char *db)
 
 START_TEST(test_truncated_database_file_is_corrupt_for_writers_and_openers)
 {
+	ON_FS(_i);
 	int st = in_child(truncated_db_child, tu_path("db"));
 	tu_check(st == 0, "truncated database: step %d failed", st);
 }
@@ -648,28 +670,38 @@ int main(void)
 {
 	Suite *s = suite_create("lockfile");
 	TCase *tc = tu_tcase(s, "lockfile", 120);
-	tcase_add_test(tc,
-		       test_symlinks_and_relative_paths_share_one_lock_table);
-	tcase_add_test(
+	tcase_add_loop_test(
+		tc, test_symlinks_and_relative_paths_share_one_lock_table, 0,
+		2);
+	tcase_add_loop_test(
 		tc,
-		test_database_is_created_through_a_symlink_to_a_missing_file);
-	tcase_add_test(
+		test_database_is_created_through_a_symlink_to_a_missing_file, 0,
+		2);
+	tcase_add_loop_test(
 		tc,
-		test_symlink_and_relative_path_share_the_table_across_processes);
-	tcase_add_test(tc,
-		       test_hard_link_is_refused_while_the_database_is_in_use);
-	tcase_add_test(tc, test_copy_through_an_alias_is_whole_or_refused);
-	tcase_add_test(
-		tc, test_bind_mounted_folder_shares_and_bound_file_is_refused);
-	tcase_add_test(
-		tc, test_removed_or_replaced_lock_file_is_lost_for_its_users);
-	tcase_add_test(tc, test_truncated_lock_file_is_an_error_not_sigbus);
-	tcase_add_test(
+		test_symlink_and_relative_path_share_the_table_across_processes,
+		0, 2);
+	tcase_add_loop_test(
+		tc, test_hard_link_is_refused_while_the_database_is_in_use, 0,
+		2);
+	tcase_add_loop_test(tc, test_copy_through_an_alias_is_whole_or_refused,
+			    0, 2);
+	tcase_add_loop_test(
+		tc, test_bind_mounted_folder_shares_and_bound_file_is_refused,
+		0, 2);
+	tcase_add_loop_test(
+		tc, test_removed_or_replaced_lock_file_is_lost_for_its_users, 0,
+		2);
+	tcase_add_loop_test(tc, test_truncated_lock_file_is_an_error_not_sigbus,
+			    0, 2);
+	tcase_add_loop_test(
 		tc,
-		test_replaced_database_file_is_refused_while_the_old_one_is_used);
-	tcase_add_test(
+		test_replaced_database_file_is_refused_while_the_old_one_is_used,
+		0, 2);
+	tcase_add_loop_test(
 		tc,
-		test_truncated_database_file_is_corrupt_for_writers_and_openers);
+		test_truncated_database_file_is_corrupt_for_writers_and_openers,
+		0, 2);
 	tcase_add_test(tc,
 		       test_max_readers_is_bounded_and_checked_before_any_file);
 	tcase_add_test(

@@ -502,6 +502,18 @@ START_TEST(test_two_environments_of_one_file_in_one_process)
 }
 END_TEST
 
+/* The tests below run twice (loop tests): _i 0 in the build tree (ext4
+ * here), _i 1 on tmpfs. */
+#define ON_FS(i)                                                               \
+	do {                                                                   \
+		if (!tu_on_tmpfs(i)) {                                         \
+			fprintf(stderr, "check_multiproc: no tmpfs at "        \
+					"/dev/shm: the tmpfs run is "          \
+					"skipped\n");                          \
+			return;                                                \
+		}                                                              \
+	} while (0)
+
 /* ---- a hook in the OS layer, to run something at a chosen step of
  * another environment's open ---- */
 
@@ -675,6 +687,7 @@ static void reap_burst(void)
  * under its readers. */
 START_TEST(test_opener_alone_publishes_the_newest_commit_not_the_one_it_read)
 {
+	ON_FS(_i);
 	mapkv_env *env = tu_open("db", 0, 0);
 	put_counter(env, 1);
 	mapkv_close(env);
@@ -703,6 +716,7 @@ END_TEST
  * committed to it. */
 START_TEST(test_second_creator_of_a_new_file_keeps_the_first_ones_commits)
 {
+	ON_FS(_i);
 	mapkv_env *env;
 	child_from = 0;
 	child_commits = 3;
@@ -731,6 +745,7 @@ END_TEST
  * older commit). */
 START_TEST(test_open_beside_commits_that_reuse_listed_pages_never_corrupt)
 {
+	ON_FS(_i);
 	mapkv_env *env = tu_open("db", 0, 0);
 	child_from = 0;
 	child_commits = 1;
@@ -758,6 +773,7 @@ END_TEST
  * fails, and only a failure on an unchanged head is damage. */
 START_TEST(test_private_reader_open_beside_commits_never_corrupt)
 {
+	ON_FS(_i);
 	mapkv_env *env = tu_open("db", 0, 0);
 	child_from = 0;
 	child_commits = 1;
@@ -800,6 +816,7 @@ END_TEST
  * table, and the parent goes on as if nothing happened. */
 START_TEST(test_child_after_fork_is_refused_and_the_parent_writes_alone)
 {
+	ON_FS(_i);
 	mapkv_env *env = tu_open("db", 0, 0);
 	put_counter(env, 1);
 	int fds[2];
@@ -864,6 +881,7 @@ END_TEST
 START_TEST(
 	test_child_lets_go_of_inherited_transactions_without_touching_the_parents)
 {
+	ON_FS(_i);
 	mapkv_env *env = tu_open("db", 0, 0);
 	put_counter(env, 1);
 	tu_reader *rd = tu_reader_start(env); /* a reader in another thread */
@@ -963,22 +981,28 @@ int main(void)
 	tcase_add_test(tc, test_dead_reader_slots_are_reclaimed_on_demand);
 	tcase_add_test(
 		tc, test_readonly_env_without_a_writable_lock_file_still_reads);
-	tcase_add_test(
+	tcase_add_loop_test(
 		tc,
-		test_opener_alone_publishes_the_newest_commit_not_the_one_it_read);
-	tcase_add_test(
+		test_opener_alone_publishes_the_newest_commit_not_the_one_it_read,
+		0, 2);
+	tcase_add_loop_test(
 		tc,
-		test_second_creator_of_a_new_file_keeps_the_first_ones_commits);
-	tcase_add_test(
+		test_second_creator_of_a_new_file_keeps_the_first_ones_commits,
+		0, 2);
+	tcase_add_loop_test(
 		tc,
-		test_open_beside_commits_that_reuse_listed_pages_never_corrupt);
-	tcase_add_test(tc,
-		       test_private_reader_open_beside_commits_never_corrupt);
-	tcase_add_test(
+		test_open_beside_commits_that_reuse_listed_pages_never_corrupt,
+		0, 2);
+	tcase_add_loop_test(
+		tc, test_private_reader_open_beside_commits_never_corrupt, 0,
+		2);
+	tcase_add_loop_test(
 		tc,
-		test_child_after_fork_is_refused_and_the_parent_writes_alone);
-	tcase_add_test(
+		test_child_after_fork_is_refused_and_the_parent_writes_alone, 0,
+		2);
+	tcase_add_loop_test(
 		tc,
-		test_child_lets_go_of_inherited_transactions_without_touching_the_parents);
+		test_child_lets_go_of_inherited_transactions_without_touching_the_parents,
+		0, 2);
 	return tu_run_suite(s);
 }

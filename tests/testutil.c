@@ -110,6 +110,9 @@ static char tu_test_dir[1200];
 /* The tmpfs twin of tu_root (tu_tmpfs_dir), made on first use. */
 static char tu_shm_root[1200];
 static char tu_shm_dir[1300];
+/* Where tu_dir() and tu_path() point for the rest of a test
+ * (tu_on_tmpfs), or NULL: tu_test_dir. */
+static const char *tu_dir_override;
 
 static void tu_root_setup(void)
 {
@@ -151,6 +154,7 @@ static void tu_test_teardown(void)
 	if (tu_shm_dir[0])
 		tu_rm_rf(tu_shm_dir);
 	tu_shm_dir[0] = 0;
+	tu_dir_override = NULL;
 }
 
 TCase *tu_tcase(Suite *s, const char *name, double timeout)
@@ -174,7 +178,20 @@ int tu_run_suite(Suite *s)
 
 const char *tu_dir(void)
 {
-	return tu_test_dir;
+	return tu_dir_override ? tu_dir_override : tu_test_dir;
+}
+
+int tu_on_tmpfs(int on)
+{
+	if (!on) {
+		tu_dir_override = NULL;
+		return 1;
+	}
+	const char *d = tu_tmpfs_dir();
+	if (!d)
+		return 0;
+	tu_dir_override = d;
+	return 1;
 }
 
 const char *tu_tmpfs_dir(void)
@@ -204,7 +221,7 @@ const char *tu_path(const char *name)
 	static char bufs[8][2048];
 	static unsigned next;
 	char *b = bufs[next++ % 8];
-	int n = snprintf(b, 2048, "%s/%.500s", tu_test_dir, name);
+	int n = snprintf(b, 2048, "%s/%.500s", tu_dir(), name);
 	ck_assert_msg(n > 0 && n < 2048, "path too long");
 	return b;
 }
