@@ -69,11 +69,12 @@
  *    that invalidates every pointer into the map of that file while it
  *    runs (only the library's own copy does it, on a file no one reads).
  *  - Byte-range locks are mandatory on Windows (they block ReadFile and
- *    WriteFile of other handles on those bytes), so the writer lock and
- *    the lock file's lock bytes sit at LOCK_BASE (2^62) + offset, far
- *    beyond any data. LockFileEx locks belong to the handle, which is what
- *    the OFD locks of os_posix.c give: two environments of one process
- *    exclude each other too. Windows cannot convert a lock in place, so a
+ *    WriteFile of other handles on those bytes), so the writer lock, the
+ *    lock file's lock bytes and the database's identity bytes (lock.h)
+ *    sit at LOCK_BASE (2^62) + offset, far beyond any data. LockFileEx
+ *    locks belong to the handle, which is what the OFD locks of
+ *    os_posix.c give: two environments of one process exclude each
+ *    other too. Windows cannot convert a lock in place, so a
  *    conversion is an unlock followed by a lock (env.c only converts while
  *    it holds the init byte, which makes that safe).
  *  - Files are opened with FILE_SHARE_READ | FILE_SHARE_WRITE |
