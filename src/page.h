@@ -87,12 +87,25 @@
  *   Keys compare as unsigned bytes (memcmp), a shorter key first when one
  *   is a prefix of the other.
  *
+ * INLINE LIMIT
+ *   A leaf node is at most NODE_MAX = (P - 16) / 2 - 2 bytes (header, key
+ *   and inline value; pg_node_max): 2038, 4086, 8182, 16374 bytes for P =
+ *   4, 8, 16, 32 KiB. Any two nodes with their slots then fill at most the
+ *   P - 16 bytes after the page header. A value is stored inline when
+ *   8 + key size + value size <= NODE_MAX, otherwise in overflow pages
+ *   (the node then holds the 4-byte page number: 8 + key size + 4 bytes,
+ *   within NODE_MAX since keys are at most 1024 bytes). Branch nodes are
+ *   at most 6 + 1024 bytes, also within NODE_MAX. So a page that must take
+ *   one more node can always be split in two by bytes: the cut just
+ *   before or just after the new node leaves both halves within a page
+ *   (see split_page in btree.c); no node ever needs a page of its own.
+ *
  * OVERFLOW PAGES
- *   A value too large for a leaf (node over MK_NODE_MAX) lives in a run of
+ *   A value too large for a leaf (a node over NODE_MAX) lives in a run of
  *   contiguous pages: a page header (flags MK_P_OVERFLOW, ovpages = run
  *   length) then the value bytes, continuing across the following pages
  *   with no further headers, so that a reader gets one pointer into the
- *   map.
+ *   map. A run holds ceil((16 + value size) / P) pages.
  *
  * FREE-PAGE TREE (tree[2])
  *   An ordinary B+tree of this format. Key: 16 bytes, two big-endian
@@ -288,9 +301,10 @@ static inline void nd_set_child(uint8_t *n, pgno_t c)
 	pg_st32(n, c);
 }
 
-/* Largest node (header + key + inline value) a leaf keeps inline, with its
- * slot: half of the usable space, so any two nodes fit in one page and a
- * split always succeeds. A larger value goes to overflow pages. */
+/* Largest node (header + key + inline value) a leaf keeps inline: with
+ * its 2-byte slot, half of the P - 16 bytes after the page header, so any
+ * two nodes fit in one page and a split always succeeds (INLINE LIMIT
+ * above). A larger value goes to overflow pages. */
 static inline unsigned pg_node_max(unsigned psize)
 {
 	return (psize - MK_PAGE_HDR) / 2 - 2;

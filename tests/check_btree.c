@@ -1,7 +1,9 @@
 /*
  * check_btree.c: the B+tree through the public API: random operations
- * against a model, overflow values, key limits, fill factor of sequential
- * loads, rebalancing on delete, very large values.
+ * against a model with keys and values of every size at every page size,
+ * splits at the sequential-run and size thresholds, overflow values, key
+ * limits, fill factor of sequential loads, rebalancing on delete, very
+ * large values.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -12,7 +14,76 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "env.h"
+#include "os.h"
+#include "page.h"
+
+int env_open_vfs(mapkv_env **out, const char *path, const mapkv_options *opts,
+		 os_vfs *vfs);
+
 #define PAGE 4096u
+
+/* ---- page sizes ---------------------------------------------------------
+ * The API has no page size option: a new file takes the OS page size. A
+ * file made through a test OS layer that reports another page size keeps
+ * it for life, and opens normally afterwards. */
+
+static os_vfs ps_vfs;
+static size_t ps_want;
+
+static size_t ps_page_size(os_vfs *v)
+{
+	(void)v;
+	return ps_want;
+}
+
+/* Create tu_path(@name) as an empty database of @psize-byte pages. */
+static void create_with_page_size(const char *name, unsigned psize)
+{
+	ps_vfs = *os_default_vfs();
+	ps_vfs.page_size = ps_page_size;
+	ps_want = psize;
+	mapkv_env *env;
+	mapkv_options o;
+	memset(&o, 0, sizeof(o));
+	o.max_size = tu_default_max_size();
+	ck_assert_rc(env_open_vfs(&env, tu_path(name), &o, &ps_vfs), 0);
+	/* A file holding only the empty database's meta pages counts as one
+	 * whose creation never finished (and would take the OS page size
+	 * again): commit once. */
+	mapkv_txn *txn = tu_begin(env, 0);
+	tu_put_str(txn, 0, "x", "");
+	tu_commit(txn);
+	txn = tu_begin(env, 0);
+	ck_assert_rc(tu_del_rc(txn, 0, "x", 1), 0);
+	tu_commit(txn);
+	mapkv_close(env);
+	env = tu_open(name, 0, 0);
+	ck_assert_uint_eq(tu_env_info(env).page_size, psize);
+	mapkv_close(env);
+}
+
+static const unsigned page_sizes[] = {4096, 8192, 16384, 32768};
+
+/* mapkv_check finds nothing wrong with the file. */
+static void check_file(mapkv_env *env)
+{
+	mapkv_txn *txn = tu_begin(env, MAPKV_RDONLY);
+	uint64_t problems = 0;
+	int rc = mapkv_check(txn, NULL, NULL, &problems);
+	tu_check(rc == 0 && problems == 0, "mapkv_check: %s, %llu problems",
+		 mapkv_strerror(rc), (unsigned long long)problems);
+	mapkv_txn_abort(txn);
+}
+
+/* ---- sizes ------------------------------------------------------------ */
+
+/* Largest value stored inline with a key of @klen bytes (page.h, INLINE
+ * LIMIT). */
+static size_t inline_max(unsigned psize, size_t klen)
+{
+	return (psize - 16) / 2 - 2 - 8 - klen;
+}
 
 /* Key number @idx of the random workload: 1..64 bytes, 1 % of them exactly
  * MAPKV_MAX_KEY_SIZE; contents random (short keys collide on purpose, the
@@ -111,6 +182,53 @@ START_TEST(test_random_ops_match_model_after_every_commit)
 	free(vbuf);
 	tu_model_free(work);
 	tu_model_free(committed);
+}
+END_TEST
+
+/* Bug 1 of issue 11: a leaf insert right after the previous one split the
+ * page at the new node without counting bytes, so the new node and a large
+ * tail of the page went to one page and overflowed it (SIGSEGV). Leaf
+ * "a b . y z": y and z take 3/4 of a page; "b" was just inserted; "c" (a
+ * big node) goes after it. Then the run continues. At every page size. */
+START_TEST(test_split_after_a_run_with_a_large_tail_keeps_both_pages_valid)
+{
+	unsigned psize = page_sizes[_i], usable = psize - 16;
+	create_with_page_size("db", psize);
+	mapkv_env *env = tu_open("db", MAPKV_NOSYNC, 0);
+	tu_model *m = tu_model_new();
+	unsigned char *v = malloc(psize);
+	ck_assert_ptr_nonnull(v);
+	/* (key, node bytes with slot) in insertion order */
+	struct {
+		const char *k;
+		unsigned node;
+	} seq[] = {{"a", 20},
+		   {"y", usable * 37 / 100},
+		   {"z", usable * 37 / 100},
+		   {"b", 20},
+		   {"c", usable * 45 / 100},
+		   {"c1", usable * 45 / 100},
+		   {"c2", usable * 30 / 100},
+		   {"c3", usable * 45 / 100}};
+	mapkv_txn *txn = tu_begin(env, 0);
+	for (size_t i = 0; i < sizeof(seq) / sizeof(seq[0]); i++) {
+		size_t kl = strlen(seq[i].k);
+		size_t vl = seq[i].node - 2 - 8 - kl;
+		ck_assert_uint_le(vl, inline_max(psize, kl));
+		tu_fill_bytes(v, vl, i);
+		tu_put(txn, 0, seq[i].k, kl, v, vl);
+		tu_model_put(m, seq[i].k, kl, v, vl);
+		tu_verify_txn(txn, 0, m);
+	}
+	tu_commit(txn);
+	tu_verify_db(env, 0, m);
+	mapkv_close(env);
+	env = tu_open("db", 0, 0);
+	tu_verify_db(env, 0, m);
+	check_file(env);
+	mapkv_close(env);
+	free(v);
+	tu_model_free(m);
 }
 END_TEST
 
@@ -632,7 +750,13 @@ END_TEST
 int main(void)
 {
 	Suite *s = suite_create("btree");
-	TCase *tc = tu_tcase(s, "random", 600);
+	TCase *tc = tu_tcase(s, "split", 60);
+	tcase_add_loop_test(
+		tc,
+		test_split_after_a_run_with_a_large_tail_keeps_both_pages_valid,
+		0, (int)(sizeof(page_sizes) / sizeof(page_sizes[0])));
+
+	tc = tu_tcase(s, "random", 600);
 	tcase_add_test(tc, test_random_ops_match_model_after_every_commit);
 	tcase_add_test(tc, test_max_length_keys_split_and_merge_correctly);
 
