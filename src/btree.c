@@ -6,8 +6,11 @@
  * Every page read from the file is treated as untrusted: the page header
  * is checked on each visit (its own number, its kind, lower/upper), every
  * node's offset and sizes are checked against the page before use, and a
- * descent stops after the depth the tree record states. Damage gives
- * MAPKV_CORRUPT, never a read or write outside a buffer.
+ * descent stops after the depth the tree record states. A writer runs the
+ * full pg_check on every committed page it edits or copies nodes from (in
+ * pager_touch, and the sibling of a merge), so nodes move by sizes that
+ * are known to fit. Damage gives MAPKV_CORRUPT, never a read or
+ * write outside a buffer.
  */
 #include "btree.h"
 
@@ -38,7 +41,9 @@ static inline int node_key(const page *p, unsigned i, int leaf, unsigned psize,
 		return MAPKV_CORRUPT;
 	const uint8_t *n = p + off;
 	unsigned s = leaf ? nd_leaf_ksize(n) : nd_branch_ksize(n);
-	if (off + hdr + s > psize || (leaf && s == 0))
+	/* No key is longer than MAPKV_MAX_KEY_SIZE: callers (a writer's
+	 * cursor keeps a copy of its key) size buffers by it. */
+	if (off + hdr + s > psize || (leaf && s == 0) || s > MAPKV_MAX_KEY_SIZE)
 		return MAPKV_CORRUPT;
 	*k = n + hdr;
 	*ks = s;
@@ -383,8 +388,12 @@ static int split_page(pager *pg, tree_rec *t, bt_path *path, int level,
 	uint8_t *copy = pg->scratch;
 	memcpy(copy, p, psize);
 	unsigned n = pg_nkeys(copy);
+	/* The split arrays (psize / 8 + 2 entries, allocated in env.c) hold
+	 * the nodes of any valid page and the new one. */
+	assert(n <= pg_max_nodes(psize) &&
+	       pg_max_nodes(psize) + 1 <= psize / 8 + 2);
 	assert(nsize + 2 <= usable / 2 && ins <= n);
-	if (ins > n)
+	if (n > pg_max_nodes(psize) || ins > n)
 		return MAPKV_CORRUPT;
 	split_set s = {pg->split_node, pg->split_size, 0};
 	for (unsigned j = 0; j <= n; j++) {
@@ -651,6 +660,31 @@ static int branch_remove(page *p, unsigned i)
 	return 0;
 }
 
+/* Would the nodes of @r appended to @l (siblings, @sk the parent's
+ * separator between them) stay in key order? The merge copies nodes
+ * without looking at them otherwise. */
+static int merge_in_order(const page *l, const page *r, int leaf,
+			  const uint8_t *sk, unsigned sks, unsigned psize)
+{
+	unsigned ln = pg_nkeys(l), rn = pg_nkeys(r);
+	const uint8_t *a, *b;
+	unsigned as, bs;
+	if (leaf) {
+		if (ln == 0 || rn == 0)
+			return 1;
+		return !node_key(l, ln - 1, 1, psize, &a, &as) &&
+		       !node_key(r, 0, 1, psize, &b, &bs) &&
+		       mk_cmp(a, as, b, bs) < 0;
+	}
+	if (ln > 1 && (node_key(l, ln - 1, 0, psize, &a, &as) ||
+		       mk_cmp(a, as, sk, sks) >= 0))
+		return 0;
+	if (rn > 1 &&
+	    (node_key(r, 1, 0, psize, &b, &bs) || mk_cmp(sk, sks, b, bs) >= 0))
+		return 0;
+	return 1;
+}
+
 static void count_page(tree_rec *t, const page *p, int delta)
 {
 	if (pg_flags(p) & MK_P_LEAF)
@@ -703,10 +737,20 @@ static int rebalance(pager *pg, tree_rec *t, bt_path *path, int level)
 		}
 		unsigned kind = leaf ? MK_P_LEAF : MK_P_BRANCH;
 		const page *l, *r;
-		if ((rc = get_page(pg, child_at(parent, li, psize), kind, &l)))
+		pgno_t lno = child_at(parent, li, psize);
+		pgno_t rno = child_at(parent, ri, psize);
+		if (lno == rno)
+			return MAPKV_CORRUPT;
+		if ((rc = get_page(pg, lno, kind, &l)))
 			return rc;
-		if ((rc = get_page(pg, child_at(parent, ri, psize), kind, &r)))
+		if ((rc = get_page(pg, rno, kind, &r)))
 			return rc;
+		/* The sibling's nodes are copied by their recorded sizes, and
+		 * the need below trusts its header: a committed sibling gets
+		 * the full check (l gets it in pager_touch; a private page was
+		 * built here). */
+		if (!pager_dirty(pg, rno) && pg_check(r, psize))
+			return MAPKV_CORRUPT;
 		const uint8_t *sk;
 		unsigned sks;
 		if ((rc = node_key(parent, ri, 0, psize, &sk, &sks)))
@@ -718,6 +762,8 @@ static int rebalance(pager *pg, tree_rec *t, bt_path *path, int level)
 		page *lw;
 		if ((rc = pager_touch(pg, l, &lw)))
 			return rc;
+		if (!merge_in_order(lw, r, leaf, sk, sks, psize))
+			return MAPKV_CORRUPT;
 		nd_set_child((uint8_t *)pg_node(parent, li), pg_pgno(lw));
 		unsigned rn = pg_nkeys(r);
 		for (unsigned j = 0; j < rn && !rc; j++) {

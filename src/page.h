@@ -86,6 +86,11 @@
  *                necessarily a stored key.
  *   Keys compare as unsigned bytes (memcmp), a shorter key first when one
  *   is a prefix of the other.
+ *   A valid page: every node lies inside [upper, P), no two nodes share a
+ *   byte (so the node bytes and slots fit in P - 16 bytes, and a page holds
+ *   at most (P - 16) / 8 nodes), keys are 1..1024 bytes (branch node 0:
+ *   empty) and strictly increasing, and a leaf node's flags are 0 or
+ *   MK_N_BIG.
  *
  * INLINE LIMIT
  *   A leaf node is at most NODE_MAX = (P - 16) / 2 - 2 bytes (header, key
@@ -310,6 +315,15 @@ static inline unsigned pg_node_max(unsigned psize)
 	return (psize - MK_PAGE_HDR) / 2 - 2;
 }
 
+/* Most nodes a valid page holds: the smallest node is a branch node 0 (6
+ * bytes, empty key), and nodes and slots never share bytes. pg_check
+ * enforces it, so arrays of pg_max_nodes(P) + 1 entries hold the nodes of
+ * any page plus one new node. */
+static inline unsigned pg_max_nodes(unsigned psize)
+{
+	return (psize - MK_PAGE_HDR) / (2 + MK_BRANCH_HDR);
+}
+
 /* Entries in one free-page record: the node (8-byte header, 16-byte key,
  * the array) must stay inline in a leaf. */
 #define MK_FREE_KEY 16u
@@ -377,11 +391,14 @@ int pg_meta_decode(const uint8_t *in, size_t len, mk_meta *m);
 /* Initialise an empty branch or leaf page. */
 void pg_init(page *p, pgno_t pgno, unsigned flags, unsigned psize);
 
-/* Check that a branch/leaf page's header and slots are consistent with a
- * page of @psize bytes: every node lies inside the page, keys are in
- * order. Returns 0 or MAPKV_CORRUPT. Searches run only the header check
- * (pg_check_hdr) and per-node bounds checks; this full one runs in the
- * integrity checker and before a writer modifies a page it copied. */
+/* Check that a branch/leaf page of @psize bytes is valid (BRANCH AND LEAF
+ * PAGES above): header and slots consistent, every node inside the node
+ * heap and sharing no byte with another, keys 1..MAPKV_MAX_KEY_SIZE bytes
+ * and strictly increasing. Returns 0 or MAPKV_CORRUPT. Searches run only
+ * the header check (pg_check_hdr) and per-node bounds checks; this full
+ * one runs in the integrity checker and on every committed page a writer
+ * copies, edits or moves nodes from, so nodes can be moved by their
+ * recorded sizes and nkeys is at most pg_max_nodes(). */
 int pg_check(const page *p, unsigned psize);
 
 /* The header-only check done on every page visit. */

@@ -3,7 +3,9 @@
  * against a model with keys and values of every size at every page size,
  * splits at the sequential-run and size thresholds, overflow values, key
  * limits, fill factor of sequential loads, rebalancing on delete, very
- * large values.
+ * large values; and hand-made damaged files that writers, cursors and
+ * walks must refuse with MAPKV_CORRUPT (built with the accessors of
+ * src/page.h).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -747,6 +749,251 @@ START_TEST(test_one_huge_value_round_trips)
 }
 END_TEST
 
+/* ---- hand-made damaged files ---------------------------------------------
+ * Pages laid out as page.h describes them: header (pgno at 0, flags at 4,
+ * nkeys at 6, lower at 8, upper at 10), slots, nodes packed at the end;
+ * leaf node: flags, 0, ksize (2), vsize (4), key, value; branch node:
+ * child (4), ksize (2), key. Both meta pages point at the tree. */
+
+typedef struct img {
+	unsigned ps, npages;
+	uint8_t *b;
+} img;
+
+static img img_new(unsigned ps, unsigned npages)
+{
+	img im = {ps, npages, calloc(npages, ps)};
+	ck_assert_ptr_nonnull(im.b);
+	return im;
+}
+
+static page *img_page(img *im, pgno_t n, unsigned flags)
+{
+	ck_assert_uint_lt(n, im->npages);
+	page *p = im->b + (size_t)n * im->ps;
+	pg_init(p, n, flags, im->ps);
+	return p;
+}
+
+/* Add a node of @size bytes after the last one (slot included). */
+static uint8_t *img_node(page *p, unsigned size)
+{
+	unsigned n = pg_nkeys(p), upper = pg_upper(p) - size;
+	ck_assert_uint_ge(upper, pg_lower(p) + 2);
+	pg_st16(p + MK_PAGE_HDR + 2 * n, (uint16_t)upper);
+	pg_st16(p + 6, (uint16_t)(n + 1));
+	pg_st16(p + 8, (uint16_t)(pg_lower(p) + 2));
+	pg_st16(p + 10, (uint16_t)upper);
+	return p + upper;
+}
+
+/* A leaf node whose header says @vsize value bytes, of which @stored are
+ * in the page. */
+static void img_leaf(page *p, const void *k, unsigned ks, uint32_t vsize,
+		     unsigned stored)
+{
+	uint8_t *n = img_node(p, MK_LEAF_HDR + ks + stored);
+	n[0] = n[1] = 0;
+	pg_st16(n + 2, (uint16_t)ks);
+	pg_st32(n + 4, vsize);
+	memcpy(n + MK_LEAF_HDR, k, ks);
+	memset(n + MK_LEAF_HDR + ks, 'v', stored);
+}
+
+/* A branch node whose header says @ks key bytes, of which @stored are in
+ * the page. */
+static void img_branch(page *p, pgno_t child, const void *k, unsigned ks,
+		       unsigned stored)
+{
+	uint8_t *n = img_node(p, MK_BRANCH_HDR + stored);
+	pg_st32(n, child);
+	pg_st16(n + 4, (uint16_t)ks);
+	memcpy(n + MK_BRANCH_HDR, k, stored);
+}
+
+/* Write the image as tu_path(@name), main tree at @root of @depth levels
+ * (meta ids 2 and 1, checksums sealed). */
+static void img_save(img *im, const char *name, pgno_t root, unsigned depth,
+		     uint64_t entries)
+{
+	mk_meta m;
+	memset(&m, 0, sizeof(m));
+	m.magic = MK_MAGIC;
+	m.version = MK_FORMAT_VERSION;
+	m.page_size = im->ps;
+	m.last_pgno = im->npages;
+	m.trees[MK_TREE_MAIN].root = root;
+	m.trees[MK_TREE_MAIN].depth = depth;
+	m.trees[MK_TREE_MAIN].entries = entries;
+	for (unsigned i = 0; i < MK_NUM_META; i++) {
+		m.txnid = 2 - i;
+		pg_meta_encode(im->b + (size_t)i * im->ps, im->ps, &m, NULL);
+	}
+	tu_write_file(tu_path(name), im->b, (size_t)im->npages * im->ps);
+	free(im->b);
+	im->b = NULL;
+}
+
+/* Bug 5 of issue 11: a delete merges a leaf into its right sibling, whose
+ * node says its value is 5,000 bytes (in a 4 KiB page): the merge copied
+ * it by that size (SIGSEGV). The same one level up: a branch sibling with
+ * a 5,000-byte separator; and siblings whose keys are out of order, inside
+ * the right one or across the two. The sibling must be checked like a
+ * page on the path; the delete gives MAPKV_CORRUPT and the file stays
+ * readable. */
+START_TEST(test_merge_with_a_damaged_sibling_gives_corrupt)
+{
+	img im = img_new(4096, 5);
+	page *p = img_page(&im, 2, MK_P_BRANCH);
+	img_branch(p, 3, "", 0, 0);
+	img_branch(p, 4, "m", 1, 1);
+	p = img_page(&im, 3, MK_P_LEAF);
+	img_leaf(p, "a", 1, 10, 10);
+	img_leaf(p, "b", 1, 10, 10);
+	p = img_page(&im, 4, MK_P_LEAF);
+	img_leaf(p, "m", 1, 5000, 40);
+	img_leaf(p, "n", 1, 10, 10);
+	img_save(&im, "leaf", 2, 2, 4);
+
+	/* root 2 -> branches 3 (leaves 5, 6) and 4 (leaves 7, 8); page 4's
+	 * second separator says 5,000 bytes. */
+	im = img_new(4096, 9);
+	p = img_page(&im, 2, MK_P_BRANCH);
+	img_branch(p, 3, "", 0, 0);
+	img_branch(p, 4, "m", 1, 1);
+	p = img_page(&im, 3, MK_P_BRANCH);
+	img_branch(p, 5, "", 0, 0);
+	img_branch(p, 6, "c", 1, 1);
+	p = img_page(&im, 4, MK_P_BRANCH);
+	img_branch(p, 7, "", 0, 0);
+	img_branch(p, 8, "nn", 5000, 2);
+	const char *leaves[] = {"a", "c", "m", "n"};
+	for (pgno_t i = 0; i < 4; i++)
+		img_leaf(img_page(&im, 5 + i, MK_P_LEAF), leaves[i], 1, 1, 1);
+	img_save(&im, "branch", 2, 3, 4);
+
+	/* A sibling whose keys are out of order: it must not be merged
+	 * into a page that then looks valid. */
+	im = img_new(4096, 5);
+	p = img_page(&im, 2, MK_P_BRANCH);
+	img_branch(p, 3, "", 0, 0);
+	img_branch(p, 4, "m", 1, 1);
+	p = img_page(&im, 3, MK_P_LEAF);
+	img_leaf(p, "a", 1, 10, 10);
+	img_leaf(p, "b", 1, 10, 10);
+	p = img_page(&im, 4, MK_P_LEAF);
+	img_leaf(p, "n", 1, 10, 10);
+	img_leaf(p, "m", 1, 10, 10);
+	img_save(&im, "order", 2, 2, 4);
+
+	/* Siblings each in order, but the right one starts with the left
+	 * one's last key. */
+	im = img_new(4096, 5);
+	p = img_page(&im, 2, MK_P_BRANCH);
+	img_branch(p, 3, "", 0, 0);
+	img_branch(p, 4, "b", 1, 1);
+	p = img_page(&im, 3, MK_P_LEAF);
+	img_leaf(p, "a", 1, 10, 10);
+	img_leaf(p, "b", 1, 10, 10);
+	p = img_page(&im, 4, MK_P_LEAF);
+	img_leaf(p, "b", 1, 10, 10);
+	img_leaf(p, "n", 1, 10, 10);
+	img_save(&im, "overlap", 2, 2, 4);
+
+	const char *names[] = {"leaf", "branch", "order", "overlap"};
+	for (int f = 0; f < 4; f++) {
+		mapkv_env *env = tu_open(names[f], 0, 0);
+		mapkv_txn *txn = tu_begin(env, 0);
+		int rc = tu_del_rc(txn, 0, "a", 1);
+		tu_check(rc == MAPKV_CORRUPT, "%s: the delete gave %s",
+			 names[f], mapkv_strerror(rc));
+		mapkv_txn_abort(txn);
+		txn = tu_begin(env, MAPKV_RDONLY);
+		mapkv_val v;
+		ck_assert_rc(tu_get_rc(txn, 0, "a", 1, &v), 0);
+		mapkv_txn_abort(txn);
+		mapkv_close(env);
+	}
+}
+END_TEST
+
+/* Bug 5 of issue 11: a 2,000-byte key in a leaf. A write transaction's
+ * cursor copied it into its 1,024-byte key buffer (heap overflow); a read
+ * cursor returned it. Keys longer than MAPKV_MAX_KEY_SIZE are damage. */
+START_TEST(test_key_longer_than_the_limit_gives_corrupt_to_every_reader)
+{
+	static unsigned char big[2000];
+	memset(big, 'k', sizeof(big));
+	img im = img_new(4096, 3);
+	page *p = img_page(&im, 2, MK_P_LEAF);
+	img_leaf(p, "a", 1, 1, 1);
+	img_leaf(p, big, sizeof(big), 10, 10);
+	img_save(&im, "db", 2, 1, 2);
+
+	mapkv_env *env = tu_open("db", 0, 0);
+	for (int w = 0; w < 2; w++) {
+		mapkv_txn *txn = tu_begin(env, w ? 0 : MAPKV_RDONLY);
+		mapkv_cursor *cur;
+		mapkv_val k, v;
+		ck_assert_rc(mapkv_cursor_open(txn, 0, &cur), 0);
+		ck_assert_rc(mapkv_cursor_get(cur, &k, &v, MAPKV_FIRST), 0);
+		ck_assert_uint_eq(k.size, 1);
+		ck_assert_rc(mapkv_cursor_get(cur, &k, &v, MAPKV_NEXT),
+			     MAPKV_CORRUPT);
+		ck_assert_rc(mapkv_cursor_get(cur, &k, &v, MAPKV_LAST),
+			     MAPKV_CORRUPT);
+		ck_assert_rc(tu_get_rc(txn, 0, big, MAPKV_MAX_KEY_SIZE, &v),
+			     MAPKV_CORRUPT);
+		mapkv_cursor_close(cur);
+		mapkv_txn_abort(txn);
+	}
+	mapkv_close(env);
+}
+END_TEST
+
+/* A leaf of 600 nodes that overlap (each 4 bytes after the previous;
+ * their keys, read through the overlap, are in order), more than a 4 KiB
+ * page can hold side by side: 601 entries overflowed the split arrays
+ * (514) in the put that split it. pg_check refuses it. */
+static void overlapping_leaf(page *p, unsigned ps, unsigned n)
+{
+	const unsigned base = 1300, stride = 4;
+	pg_init(p, pg_pgno(p), MK_P_LEAF, ps);
+	pg_st16(p + 6, (uint16_t)n);
+	pg_st16(p + 8, (uint16_t)(MK_PAGE_HDR + 2 * n));
+	pg_st16(p + 10, (uint16_t)base);
+	/* Every 4 bytes: flags MK_N_BIG, a byte r, ksize k (2 bytes), where
+	 * (r, k) increases; node j's key starts 8 bytes on, at node j+2's
+	 * (1, r, k) and is k >= 4 bytes long, so keys increase. */
+	for (unsigned j = 0; base + stride * j + 4 <= ps; j++) {
+		uint8_t *q = p + base + stride * j;
+		q[0] = MK_N_BIG;
+		q[1] = (uint8_t)(j / 8);
+		pg_st16(q + 2, (uint16_t)(4 + j % 8));
+	}
+	for (unsigned j = 0; j < n; j++)
+		pg_st16(p + MK_PAGE_HDR + 2 * j, (uint16_t)(base + stride * j));
+}
+
+START_TEST(test_leaf_of_overlapping_nodes_gives_corrupt_on_put)
+{
+	img im = img_new(4096, 3);
+	page *p = img_page(&im, 2, MK_P_LEAF);
+	overlapping_leaf(p, 4096, 2);
+	ck_assert_rc(pg_check(p, 4096), MAPKV_CORRUPT);
+	overlapping_leaf(p, 4096, 600);
+	ck_assert_rc(pg_check(p, 4096), MAPKV_CORRUPT);
+	img_save(&im, "db", 2, 1, 600);
+	mapkv_env *env = tu_open("db", 0, 0);
+	mapkv_txn *txn = tu_begin(env, 0);
+	static unsigned char v[200];
+	ck_assert_rc(tu_put_rc(txn, 0, "zzzz", 4, v, sizeof(v), 0),
+		     MAPKV_CORRUPT);
+	mapkv_txn_abort(txn);
+	mapkv_close(env);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("btree");
@@ -755,6 +1002,13 @@ int main(void)
 		tc,
 		test_split_after_a_run_with_a_large_tail_keeps_both_pages_valid,
 		0, (int)(sizeof(page_sizes) / sizeof(page_sizes[0])));
+
+	tc = tu_tcase(s, "damaged", 60);
+	tcase_add_test(tc, test_merge_with_a_damaged_sibling_gives_corrupt);
+	tcase_add_test(
+		tc,
+		test_key_longer_than_the_limit_gives_corrupt_to_every_reader);
+	tcase_add_test(tc, test_leaf_of_overlapping_nodes_gives_corrupt_on_put);
 
 	tc = tu_tcase(s, "random", 600);
 	tcase_add_test(tc, test_random_ops_match_model_after_every_commit);
