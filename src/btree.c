@@ -9,8 +9,10 @@
  * descent stops after the depth the tree record states. A writer runs the
  * full pg_check on every committed page it edits or copies nodes from (in
  * pager_touch, and the sibling of a merge), so nodes move by sizes that
- * are known to fit. Damage gives MAPKV_CORRUPT, never a read or
- * write outside a buffer.
+ * are known to fit. A walk visits each page once, and a scan's next leaf
+ * must hold larger keys, so a tree damaged into a DAG or a cycle ends in
+ * MAPKV_CORRUPT at once instead of after exponentially many steps. Damage
+ * gives MAPKV_CORRUPT, never a read or write outside a buffer.
  */
 #include "btree.h"
 
@@ -839,13 +841,37 @@ int bt_del(pager *pg, tree_rec *t, const void *key, size_t klen)
 
 /* ---- walking, dropping ---- */
 
-static int walk(const pager *pg, const tree_rec *t, pgno_t pgno, int level,
-		bt_visit_fn fn, void *ctx)
+/* Pages one walk has seen: a bit per page number below the transaction's
+ * high-water mark. In a tree every page has one parent, so a page reached
+ * twice means damage (a branch entry or an overflow run shared, or a
+ * DAG whose paths multiply with its depth). */
+typedef struct walk_set {
+	uint8_t *bits;
+	uint64_t npages;
+} walk_set;
+
+static int walk_mark(walk_set *w, pgno_t pgno, uint64_t n)
+{
+	if ((uint64_t)pgno + n > w->npages)
+		return MAPKV_CORRUPT;
+	for (uint64_t p = pgno; p < (uint64_t)pgno + n; p++) {
+		uint8_t bit = (uint8_t)(1u << (p % 8));
+		if (w->bits[p / 8] & bit)
+			return MAPKV_CORRUPT;
+		w->bits[p / 8] |= bit;
+	}
+	return 0;
+}
+
+static int walk(const pager *pg, const tree_rec *t, walk_set *w, pgno_t pgno,
+		int level, bt_visit_fn fn, void *ctx)
 {
 	const page *p;
 	unsigned kind = level_kind(t, level);
-	int rc = get_page(pg, pgno, kind, &p);
+	int rc = walk_mark(w, pgno, 1);
 	if (rc)
+		return rc;
+	if ((rc = get_page(pg, pgno, kind, &p)))
 		return rc;
 	unsigned n = pg_nkeys(p);
 	if (kind == MK_P_LEAF) {
@@ -861,6 +887,9 @@ static int walk(const pager *pg, const tree_rec *t, pgno_t pgno, int level,
 					return rc;
 				const page *op =
 					(const page *)v.data - MK_PAGE_HDR;
+				if ((rc = walk_mark(w, pg_pgno(op),
+						    pg_ovpages(op))))
+					return rc;
 				if ((rc = fn(ctx, pg_pgno(op), MK_P_OVERFLOW,
 					     pg_ovpages(op), level + 1)))
 					return rc;
@@ -872,7 +901,7 @@ static int walk(const pager *pg, const tree_rec *t, pgno_t pgno, int level,
 			unsigned ks;
 			if ((rc = node_key(p, i, 0, pg->psize, &k, &ks)))
 				return rc;
-			if ((rc = walk(pg, t, child_at(p, i, pg->psize),
+			if ((rc = walk(pg, t, w, child_at(p, i, pg->psize),
 				       level + 1, fn, ctx)))
 				return rc;
 		}
@@ -886,7 +915,18 @@ int bt_walk(const pager *pg, const tree_rec *t, bt_visit_fn fn, void *ctx)
 		return 0;
 	if (t->depth == 0 || t->depth > BT_MAXDEPTH)
 		return MAPKV_CORRUPT;
-	return walk(pg, t, t->root, 0, fn, ctx);
+	walk_set w;
+	w.npages = pg->writable && pg->next_pgno > pg->snap_pages
+			   ? pg->next_pgno
+			   : pg->snap_pages;
+	os_vfs *vfs = pg->env->vfs;
+	size_t nbytes = (size_t)((w.npages + 7) / 8);
+	if (!(w.bits = vfs->alloc(vfs, nbytes ? nbytes : 1)))
+		return MAPKV_NOMEM;
+	memset(w.bits, 0, nbytes);
+	int rc = walk(pg, t, &w, t->root, 0, fn, ctx);
+	vfs->free(vfs, w.bits);
+	return rc;
 }
 
 static int drop_visit(void *ctx, pgno_t pgno, unsigned kind, unsigned npages,
@@ -992,6 +1032,28 @@ int bt_last(const pager *pg, const tree_rec *t, bt_path *path)
 	return edge(pg, t, path, 1);
 }
 
+/* A scan's leaves hold ever larger keys: the leaf @to that a step moves
+ * to from @from must hold keys beyond @from's (first(to) > last(from)
+ * forwards, last(to) < first(from) backwards), in order at its ends. So a
+ * damaged tree whose branch pages reach one leaf by many paths (a DAG:
+ * their number grows exponentially with depth) or in a cycle ends the
+ * scan with MAPKV_CORRUPT at the first repeated leaf, at the cost of two
+ * compares per leaf. */
+static int leaf_follows(const pager *pg, const page *from, const page *to,
+			int dir)
+{
+	unsigned fn = pg_nkeys(from), tn = pg_nkeys(to), ps = pg->psize;
+	const uint8_t *f, *a, *b;
+	unsigned fs, as, bs;
+	if (fn == 0 || tn == 0 ||
+	    node_key(from, dir ? 0 : fn - 1, 1, ps, &f, &fs) ||
+	    node_key(to, 0, 1, ps, &a, &as) ||
+	    node_key(to, tn - 1, 1, ps, &b, &bs) || mk_cmp(a, as, b, bs) > 0)
+		return MAPKV_CORRUPT;
+	int c = dir ? mk_cmp(b, bs, f, fs) : mk_cmp(f, fs, a, as);
+	return c < 0 ? 0 : MAPKV_CORRUPT;
+}
+
 static int step(const pager *pg, bt_path *path, int dir)
 {
 	int d = path->depth;
@@ -1017,6 +1079,8 @@ static int step(const pager *pg, bt_path *path, int dir)
 	np.idx[u] += dir == 0 ? 1 : -1;
 	int rc = descend(pg, &np, u, d, dir);
 	if (rc)
+		return rc;
+	if ((rc = leaf_follows(pg, path->pg[l], np.pg[l], dir)))
 		return rc;
 	*path = np;
 	return 0;

@@ -90,7 +90,9 @@
  *   byte (so the node bytes and slots fit in P - 16 bytes, and a page holds
  *   at most (P - 16) / 8 nodes), keys are 1..1024 bytes (branch node 0:
  *   empty) and strictly increasing, and a leaf node's flags are 0 or
- *   MK_N_BIG.
+ *   MK_N_BIG. A valid tree reaches each of its pages (and overflow runs)
+ *   by exactly one path, all leaves at the depth its record gives, and
+ *   each leaf's keys lie above those of the leaf before it.
  *
  * INLINE LIMIT
  *   A leaf node is at most NODE_MAX = (P - 16) / 2 - 2 bytes (header, key

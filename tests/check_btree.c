@@ -994,6 +994,125 @@ START_TEST(test_leaf_of_overlapping_nodes_gives_corrupt_on_put)
 }
 END_TEST
 
+/* Bug 7 of issue 11: @nbranch branch pages (2 ..) of 3 entries each, all
+ * three pointing at the next page, down to one leaf of keys a, b, c: a
+ * DAG with 3^nbranch paths to the leaf. */
+static void dag_file(const char *name, unsigned nbranch)
+{
+	img im = img_new(4096, nbranch + 3);
+	for (pgno_t i = 2; i < 2 + nbranch; i++) {
+		page *p = img_page(&im, i, MK_P_BRANCH);
+		img_branch(p, i + 1, "", 0, 0);
+		img_branch(p, i + 1, "b", 1, 1);
+		img_branch(p, i + 1, "c", 1, 1);
+	}
+	page *leaf = img_page(&im, 2 + nbranch, MK_P_LEAF);
+	img_leaf(leaf, "a", 1, 1, 1);
+	img_leaf(leaf, "b", 1, 1, 1);
+	img_leaf(leaf, "c", 1, 1, 1);
+	img_save(&im, name, 2, nbranch + 1, 3);
+}
+
+/* Cursor scans both ways, by readers and writers, end with
+ * MAPKV_CORRUPT once they come back to the leaf they left (they ran for
+ * 3^31 leaf visits). */
+START_TEST(test_scan_of_a_dag_gives_corrupt_at_the_first_repeated_leaf)
+{
+	dag_file("db", 31);
+	mapkv_env *env = tu_open("db", 0, 0);
+	for (int w = 0; w < 2; w++) {
+		mapkv_txn *txn = tu_begin(env, w ? 0 : MAPKV_RDONLY);
+		mapkv_cursor *cur;
+		ck_assert_rc(mapkv_cursor_open(txn, 0, &cur), 0);
+		for (int dir = 0; dir < 2; dir++) {
+			int rc = mapkv_cursor_get(cur, NULL, NULL,
+						  dir ? MAPKV_LAST
+						      : MAPKV_FIRST);
+			int steps = 0;
+			while (rc == 0 && steps < 100) {
+				rc = mapkv_cursor_get(cur, NULL, NULL,
+						      dir ? MAPKV_PREV
+							  : MAPKV_NEXT);
+				steps++;
+			}
+			tu_check(rc == MAPKV_CORRUPT && steps == 3,
+				 "%s %s scan: %d after %d steps",
+				 w ? "write" : "read",
+				 dir ? "backward" : "forward", rc, steps);
+		}
+		mapkv_cursor_close(cur);
+		mapkv_txn_abort(txn);
+	}
+	mapkv_close(env);
+}
+END_TEST
+
+static int count_visit(void *ctx, pgno_t pgno, unsigned kind, unsigned npages,
+		       unsigned level)
+{
+	(void)pgno, (void)kind, (void)npages, (void)level;
+	return ++*(unsigned *)ctx >= 1000 ? MAPKV_INVALID : 0;
+}
+
+/* A walk (what a drop frees) visits each page once: the DAG gives
+ * MAPKV_CORRUPT after at most its 33 pages (the walk visited 3^31 leaves,
+ * and a drop's list of freed pages grew past 3 GB). A drop of a DAG small
+ * enough to finish without the check gives MAPKV_CORRUPT too. */
+START_TEST(test_walk_and_drop_of_a_dag_give_corrupt_visiting_each_page_once)
+{
+	dag_file("db", 31);
+	mapkv_env *env = tu_open("db", 0, 0);
+	mapkv_txn *txn = tu_begin(env, 0);
+	unsigned visits = 0;
+	int rc = bt_walk(&txn->pg, &txn->main.rec, count_visit, &visits);
+	tu_check(rc == MAPKV_CORRUPT && visits <= 33,
+		 "walk of the DAG: %d after %u visits", rc, visits);
+	mapkv_txn_abort(txn);
+	mapkv_close(env);
+
+	dag_file("small", 12);
+	env = tu_open("small", 0, 0);
+	txn = tu_begin(env, 0);
+	ck_assert_rc(mapkv_dbi_drop(txn, 0, 0), MAPKV_CORRUPT);
+	mapkv_txn_abort(txn);
+	txn = tu_begin(env, MAPKV_RDONLY);
+	uint64_t problems = 0;
+	ck_assert_rc(mapkv_check(txn, NULL, NULL, &problems), MAPKV_CORRUPT);
+	ck_assert_uint_gt(problems, 0);
+	mapkv_txn_abort(txn);
+	mapkv_close(env);
+}
+END_TEST
+
+/* A path is as deep as the tree record says: a branch where a leaf must
+ * be, or a leaf above the leaf level, is MAPKV_CORRUPT for every access. */
+START_TEST(test_path_deeper_or_shallower_than_the_recorded_depth_is_corrupt)
+{
+	for (unsigned depth = 2; depth <= 4; depth += 2) {
+		/* Really 3 levels: root 2 -> branch 3 -> leaf 4. */
+		img im = img_new(4096, 5);
+		img_branch(img_page(&im, 2, MK_P_BRANCH), 3, "", 0, 0);
+		img_branch(img_page(&im, 3, MK_P_BRANCH), 4, "", 0, 0);
+		img_leaf(img_page(&im, 4, MK_P_LEAF), "a", 1, 1, 1);
+		img_save(&im, "db", 2, depth, 1);
+		mapkv_env *env = tu_open("db", 0, 0);
+		mapkv_txn *txn = tu_begin(env, 0);
+		mapkv_val v;
+		ck_assert_rc(tu_get_rc(txn, 0, "a", 1, &v), MAPKV_CORRUPT);
+		mapkv_cursor *cur;
+		ck_assert_rc(mapkv_cursor_open(txn, 0, &cur), 0);
+		ck_assert_rc(mapkv_cursor_get(cur, NULL, NULL, MAPKV_FIRST),
+			     MAPKV_CORRUPT);
+		mapkv_cursor_close(cur);
+		ck_assert_rc(mapkv_dbi_drop(txn, 0, 0), MAPKV_CORRUPT);
+		mapkv_txn_abort(txn);
+		mapkv_close(env);
+		tu_rm_rf(tu_path("db"));
+		tu_rm_rf(tu_path("db-lock"));
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("btree");
@@ -1009,6 +1128,15 @@ int main(void)
 		tc,
 		test_key_longer_than_the_limit_gives_corrupt_to_every_reader);
 	tcase_add_test(tc, test_leaf_of_overlapping_nodes_gives_corrupt_on_put);
+	tcase_add_test(
+		tc,
+		test_scan_of_a_dag_gives_corrupt_at_the_first_repeated_leaf);
+	tcase_add_test(
+		tc,
+		test_walk_and_drop_of_a_dag_give_corrupt_visiting_each_page_once);
+	tcase_add_test(
+		tc,
+		test_path_deeper_or_shallower_than_the_recorded_depth_is_corrupt);
 
 	tc = tu_tcase(s, "random", 600);
 	tcase_add_test(tc, test_random_ops_match_model_after_every_commit);
