@@ -78,7 +78,7 @@ static void check_file(mapkv_env *env)
 	mapkv_txn_abort(txn);
 }
 
-/* ---- sizes ------------------------------------------------------------ */
+/* ---- sizes from the whole space ------------------------------------------ */
 
 /* Largest value stored inline with a key of @klen bytes (page.h, INLINE
  * LIMIT). */
@@ -87,103 +87,312 @@ static size_t inline_max(unsigned psize, size_t klen)
 	return (psize - 16) / 2 - 2 - 8 - klen;
 }
 
-/* Key number @idx of the random workload: 1..64 bytes, 1 % of them exactly
- * MAPKV_MAX_KEY_SIZE; contents random (short keys collide on purpose, the
- * model works on bytes). */
-static size_t rnd_key(uint64_t idx, unsigned char *buf)
+/* Key number @id of a workload: its length is drawn from 1..
+ * MAPKV_MAX_KEY_SIZE with weight on short keys and on the longest ones
+ * (long separators, few per branch page); contents depend on @id only. */
+static size_t model_key(uint64_t id, unsigned char *buf)
 {
-	uint64_t h = tu_mix64(idx * 31 + 7);
-	size_t len = (h % 100 == 0) ? MAPKV_MAX_KEY_SIZE : 1 + (h >> 8) % 64;
-	tu_fill_bytes(buf, len, idx);
+	uint64_t h = tu_mix64(id * 0x9e37 + 11);
+	uint64_t p = h % 100, x = h >> 8;
+	size_t len;
+	if (p < 40)
+		len = 1 + x % 16;
+	else if (p < 65)
+		len = 17 + x % 239;
+	else if (p < 85)
+		len = 256 + x % (MAPKV_MAX_KEY_SIZE - 256);
+	else if (p < 95)
+		len = MAPKV_MAX_KEY_SIZE;
+	else
+		len = MAPKV_MAX_KEY_SIZE - 1 - x % 2;
+	tu_fill_bytes(buf, len, id);
 	return len;
 }
 
-static size_t rnd_vsize(tu_rng *r)
+/* A value size for a key of @klen bytes in pages of @psize bytes: every
+ * threshold and its neighbours (inline limit, half page, page, the sizes
+ * where an overflow run takes one more page) and spans of several pages. */
+static size_t model_vsize(tu_rng *r, unsigned psize, size_t klen)
 {
-	uint64_t p = tu_rng_below(r, 100);
-	if (p < 85)
-		return (size_t)tu_rng_below(r, 101);
-	if (p < 97)
-		return (size_t)tu_rng_range(r, 100, 1500);
-	return (size_t)tu_rng_range(r, 1500, 6000);
+	size_t lim = inline_max(psize, klen), m;
+	switch (tu_rng_below(r, 16)) {
+	case 0:
+		return (size_t)tu_rng_below(r, 3); /* 0, 1, 2 */
+	case 1:
+	case 2:
+	case 3:
+		return (size_t)tu_rng_below(r, 200);
+	case 4:
+	case 5:
+		return (size_t)tu_rng_below(r, lim + 1); /* any inline */
+	case 6:
+	case 7:
+		return lim - 1 + (size_t)tu_rng_below(r, 3); /* limit +-1 */
+	case 8:
+		return psize / 2 - 2 + (size_t)tu_rng_below(r, 5);
+	case 9:
+		return psize - 16 - 1 + (size_t)tu_rng_below(r, 3);
+	case 10:
+		return psize - 1 + (size_t)tu_rng_below(r, 3);
+	case 11:
+		/* An overflow run of m pages holds up to m * P - 16 bytes. */
+		m = 1 + (size_t)tu_rng_below(r, 4);
+		return m * psize - 16 - 1 + (size_t)tu_rng_below(r, 3);
+	case 12:
+		return (size_t)tu_rng_below(r, 3 * (uint64_t)psize + 1);
+	default:
+		return (size_t)tu_rng_range(r, lim / 4, lim); /* fills pages */
+	}
 }
 
-START_TEST(test_random_ops_match_model_after_every_commit)
+/* Compare a cursor walk of up to @steps moves from a random key (both
+ * directions) with the model. */
+static void model_cursor_walk(mapkv_txn *txn, const tu_model *m, tu_rng *r,
+			      const unsigned char *k, size_t kl, int steps)
 {
-	const uint64_t nops = tu_scale(200000, 1000000);
-	const uint64_t batch = 5000;
-	const uint64_t keyspace = nops / 2;
-	tu_rng r;
-	tu_rng_init(&r, tu_seed(0xb7ee01));
-	mapkv_env *env = tu_open("db", 0, 0);
-	tu_model *work = tu_model_new();
-	tu_model *committed = tu_model_new();
-	unsigned char kbuf[MAPKV_MAX_KEY_SIZE];
-	unsigned char *vbuf = malloc(8192);
-	ck_assert_ptr_nonnull(vbuf);
-	uint64_t nbatch = 0;
+	mapkv_cursor *cur;
+	ck_assert_rc(mapkv_cursor_open(txn, 0, &cur), 0);
+	int dir = (int)tu_rng_below(r, 2);
+	mapkv_val key = {k, kl}, v;
+	const tu_entry *e;
+	int rc;
+	switch (tu_rng_below(r, 4)) {
+	case 0:
+		rc = mapkv_cursor_get(cur, &key, &v, MAPKV_FIRST);
+		e = tu_model_first(m);
+		break;
+	case 1:
+		rc = mapkv_cursor_get(cur, &key, &v, MAPKV_LAST);
+		e = tu_model_last(m);
+		break;
+	default:
+		rc = mapkv_cursor_get(cur, &key, &v, MAPKV_SEEK);
+		e = tu_model_ceil(m, k, kl, 0);
+		break;
+	}
+	for (int i = 0;; i++) {
+		if (!e) {
+			ck_assert_rc(rc, MAPKV_NOTFOUND);
+			break;
+		}
+		ck_assert_rc(rc, 0);
+		tu_check(key.size == e->klen &&
+				 memcmp(key.data, e->key, e->klen) == 0 &&
+				 v.size == e->vlen &&
+				 memcmp(v.data, e->val, e->vlen) == 0,
+			 "cursor step %d (%s): got key %s (%zu bytes, value "
+			 "%zu bytes), expected %s (%zu bytes, value %zu bytes)",
+			 i, dir ? "prev" : "next", tu_fmt(key.data, key.size),
+			 key.size, v.size, tu_fmt(e->key, e->klen), e->klen,
+			 e->vlen);
+		if (i == steps)
+			break;
+		e = dir ? tu_model_floor(m, e->key, e->klen, 1)
+			: tu_model_ceil(m, e->key, e->klen, 1);
+		rc = mapkv_cursor_get(cur, &key, &v,
+				      dir ? MAPKV_PREV : MAPKV_NEXT);
+	}
+	mapkv_cursor_close(cur);
+}
 
-	for (uint64_t op = 0; op < nops; nbatch++) {
+/* What a batch changed in the model, to undo it when the batch aborts
+ * (cheaper than a copy of the whole model per batch). */
+typedef struct undo_ent {
+	unsigned char *key, *val; /* val NULL: the key was absent */
+	size_t klen, vlen;
+} undo_ent;
+
+typedef struct undo_log {
+	undo_ent *e;
+	size_t n, cap;
+} undo_log;
+
+/* Note the model's state of a key about to change. */
+static void undo_note(undo_log *u, const tu_model *m, const void *k, size_t kl)
+{
+	if (u->n == u->cap) {
+		u->cap = u->cap ? 2 * u->cap : 256;
+		u->e = realloc(u->e, u->cap * sizeof(*u->e));
+		ck_assert_ptr_nonnull(u->e);
+	}
+	undo_ent *x = &u->e[u->n++];
+	const tu_entry *e = tu_model_get(m, k, kl);
+	x->key = malloc(kl);
+	ck_assert_ptr_nonnull(x->key);
+	memcpy(x->key, k, kl);
+	x->klen = kl;
+	x->val = NULL;
+	x->vlen = 0;
+	if (e) {
+		x->val = malloc(e->vlen + 1);
+		ck_assert_ptr_nonnull(x->val);
+		memcpy(x->val, e->val, e->vlen);
+		x->vlen = e->vlen;
+	}
+}
+
+/* Forget the log (@m keeps its state), or roll @m back (undo != 0). */
+static void undo_end(undo_log *u, tu_model *m, int undo)
+{
+	for (size_t i = u->n; i-- > 0;) {
+		undo_ent *x = &u->e[i];
+		if (undo && x->val)
+			tu_model_put(m, x->key, x->klen, x->val, x->vlen);
+		else if (undo)
+			tu_model_del(m, x->key, x->klen);
+		free(x->key);
+		free(x->val);
+	}
+	u->n = 0;
+}
+
+/*
+ * Random operations against the model at page size @psize: puts that
+ * insert or overwrite (some with MAPKV_NOOVERWRITE), runs of consecutive
+ * keys (the sequential split path), deletes of present keys (merges),
+ * gets, cursor walks both ways; batches end in a commit or an abort; the
+ * workload alternates between growing and shrinking the tree. Keys and
+ * values are drawn from the whole size space (model_key, model_vsize).
+ */
+static void model_run(unsigned psize, uint64_t nops, uint64_t seed)
+{
+	/* About 8 MiB of live data at any page size. */
+	const uint64_t keyspace = 3000 * 4096 / psize + 300;
+	tu_rng r;
+	tu_rng_init(&r, seed);
+	create_with_page_size("db", psize);
+	mapkv_env *env = tu_open("db", MAPKV_NOSYNC, 0);
+	tu_model *m = tu_model_new();
+	undo_log undo = {NULL, 0, 0};
+	unsigned char kbuf[MAPKV_MAX_KEY_SIZE];
+	unsigned char *vbuf = malloc(4 * (size_t)psize + 64);
+	ck_assert_ptr_nonnull(vbuf);
+	uint64_t op = 0, nbatch = 0, aborts = 0;
+	int shrink = 0;
+
+	while (op < nops) {
+		/* Phases of growth and shrinkage (merges), keeping the tree
+		 * between a quarter and twice the key space (runs add keys
+		 * outside it). */
+		size_t cnt = tu_model_count(m);
+		if (cnt > 2 * keyspace || cnt < keyspace / 4)
+			shrink = cnt > 2 * keyspace;
+		else if (nbatch % 25 == 24)
+			shrink = !shrink;
 		mapkv_txn *txn = tu_begin(env, 0);
-		for (uint64_t j = 0; j < batch && op < nops; j++, op++) {
-			size_t kl = rnd_key(tu_rng_below(&r, keyspace), kbuf);
-			const tu_entry *e = tu_model_get(work, kbuf, kl);
+		uint64_t len = 1 + tu_rng_below(&r, 150);
+		for (uint64_t j = 0; j < len && op < nops; j++, op++) {
 			uint64_t kind = tu_rng_below(&r, 100);
-			mapkv_val v = {NULL, 0};
-			int rc;
-			if (kind < 45) { /* put (insert or replace) */
-				size_t vl = rnd_vsize(&r);
-				tu_fill_bytes(vbuf, vl, op);
-				tu_put(txn, 0, kbuf, kl, vbuf, vl);
-				tu_model_put(work, kbuf, kl, vbuf, vl);
-			} else if (kind < 55) { /* put, no overwrite */
-				size_t vl = rnd_vsize(&r);
-				tu_fill_bytes(vbuf, vl, op);
-				rc = tu_put_rc(txn, 0, kbuf, kl, vbuf, vl,
-					       MAPKV_NOOVERWRITE);
-				ck_assert_rc(rc, e ? MAPKV_EXISTS : 0);
+			size_t kl = model_key(tu_rng_below(&r, keyspace), kbuf);
+			const tu_entry *e;
+			if (kind < (shrink ? 65u : 15u) &&
+			    tu_model_count(m) > 0) {
+				/* Delete a present key (the next one). */
+				e = tu_model_ceil(m, kbuf, kl, 0);
 				if (!e)
-					tu_model_put(work, kbuf, kl, vbuf, vl);
-			} else if (kind < 80) { /* delete */
-				rc = tu_del_rc(txn, 0, kbuf, kl);
+					e = tu_model_first(m);
+				kl = e->klen;
+				memcpy(kbuf, e->key, kl);
+				undo_note(&undo, m, kbuf, kl);
+				ck_assert_rc(tu_del_rc(txn, 0, kbuf, kl), 0);
+				tu_model_del(m, kbuf, kl);
+				continue;
+			}
+			e = tu_model_get(m, kbuf, kl);
+			if (kind < 70) { /* put: insert or overwrite */
+				size_t vl = model_vsize(&r, psize, kl);
+				tu_fill_bytes(vbuf, vl, op);
+				int noov = tu_rng_below(&r, 8) == 0;
+				int rc =
+					tu_put_rc(txn, 0, kbuf, kl, vbuf, vl,
+						  noov ? MAPKV_NOOVERWRITE : 0);
+				ck_assert_rc(rc, e && noov ? MAPKV_EXISTS : 0);
+				if (!(e && noov)) {
+					undo_note(&undo, m, kbuf, kl);
+					tu_model_put(m, kbuf, kl, vbuf, vl);
+				}
+			} else if (kind < 74) {
+				/* A run of consecutive keys after this one,
+				 * each inserted just after the previous. */
+				uint64_t n = 2 + tu_rng_below(&r, 14);
+				if (kl > MAPKV_MAX_KEY_SIZE - 4)
+					kl = MAPKV_MAX_KEY_SIZE - 4;
+				for (uint64_t i = 0; i < n; i++) {
+					unsigned char *x = kbuf + kl;
+					x[0] = 0xff, x[1] = 0xfe;
+					x[2] = (unsigned char)(i >> 8);
+					x[3] = (unsigned char)i;
+					size_t vl =
+						model_vsize(&r, psize, kl + 4);
+					tu_fill_bytes(vbuf, vl, op * 64 + i);
+					tu_put(txn, 0, kbuf, kl + 4, vbuf, vl);
+					undo_note(&undo, m, kbuf, kl + 4);
+					tu_model_put(m, kbuf, kl + 4, vbuf, vl);
+				}
+			} else if (kind < 78) {
+				int rc = tu_del_rc(txn, 0, kbuf, kl);
 				ck_assert_rc(rc, e ? 0 : MAPKV_NOTFOUND);
-				tu_model_del(work, kbuf, kl);
-			} else { /* lookup */
-				rc = tu_get_rc(txn, 0, kbuf, kl, &v);
+				undo_note(&undo, m, kbuf, kl);
+				tu_model_del(m, kbuf, kl);
+			} else if (kind < 94) {
+				mapkv_val v;
+				int rc = tu_get_rc(txn, 0, kbuf, kl, &v);
 				ck_assert_rc(rc, e ? 0 : MAPKV_NOTFOUND);
 				if (e)
 					tu_check(v.size == e->vlen &&
 							 memcmp(v.data, e->val,
 								e->vlen) == 0,
-						 "op %llu: get %s gave %s, "
-						 "expected %s",
+						 "op %llu: get %s: %zu bytes, "
+						 "expected %zu",
 						 (unsigned long long)op,
-						 tu_fmt(kbuf, kl),
-						 tu_fmt(v.data, v.size),
-						 tu_fmt(e->val, e->vlen));
+						 tu_fmt(kbuf, kl), v.size,
+						 e->vlen);
+			} else {
+				model_cursor_walk(txn, m, &r, kbuf, kl,
+						  (int)tu_rng_below(&r, 40));
 			}
 		}
-		if (nbatch % 10 == 9)
-			tu_verify_txn(txn, 0, work); /* uncommitted state */
-		if (nbatch % 8 == 7) {
-			/* Abort: the batch must vanish without a trace. */
+		if (nbatch % 16 == 15)
+			tu_verify_txn(txn, 0, m); /* uncommitted state */
+		if (tu_rng_below(&r, 8) == 0) {
 			mapkv_txn_abort(txn);
-			tu_model_free(work);
-			work = tu_model_clone(committed);
+			undo_end(&undo, m, 1);
+			aborts++;
 		} else {
 			tu_commit(txn);
-			tu_model_free(committed);
-			committed = tu_model_clone(work);
+			undo_end(&undo, m, 0);
 		}
-		tu_verify_db(env, 0, committed);
+		if (nbatch % 16 == 7)
+			tu_verify_db(env, 0, m);
+		if (nbatch % 64 == 63) {
+			mapkv_close(env);
+			env = tu_open("db", MAPKV_NOSYNC, 0);
+		}
+		nbatch++;
 	}
+	tu_check(aborts > 0 || nbatch < 8, "%llu batches, none aborted",
+		 (unsigned long long)nbatch);
+	tu_verify_db(env, 0, m);
 	mapkv_close(env);
 	env = tu_open("db", 0, 0);
-	tu_verify_db(env, 0, committed);
+	tu_verify_db(env, 0, m);
+	mapkv_txn *txn = tu_begin(env, MAPKV_RDONLY);
+	ck_assert_uint_eq(tu_stat(txn, 0).entries, tu_model_count(m));
+	mapkv_txn_abort(txn);
+	check_file(env);
 	mapkv_close(env);
 	free(vbuf);
-	tu_model_free(work);
-	tu_model_free(committed);
+	free(undo.e);
+	tu_model_free(m);
+}
+
+START_TEST(test_random_ops_of_every_size_match_model_at_every_page_size)
+{
+	unsigned psize = page_sizes[_i];
+	/* 10^6 operations at the default page size under MAPKV_TEST_LONG. */
+	uint64_t nops = psize == 4096 ? tu_scale(25000, 1000000)
+				      : tu_scale(8000, 250000);
+	model_run(psize, nops, tu_seed(0xb7ee01 + psize));
 }
 END_TEST
 
@@ -1139,7 +1348,10 @@ int main(void)
 		test_path_deeper_or_shallower_than_the_recorded_depth_is_corrupt);
 
 	tc = tu_tcase(s, "random", 600);
-	tcase_add_test(tc, test_random_ops_match_model_after_every_commit);
+	tcase_add_loop_test(
+		tc,
+		test_random_ops_of_every_size_match_model_at_every_page_size, 0,
+		(int)(sizeof(page_sizes) / sizeof(page_sizes[0])));
 	tcase_add_test(tc, test_max_length_keys_split_and_merge_correctly);
 
 	tc = tu_tcase(s, "values", 600);
