@@ -84,7 +84,33 @@ extern "C" {
  * Windows remap path, see mapkv_envinfo.map_growth): pointers into it are
  * no longer valid; abort every transaction and close the environment. */
 #define MAPKV_MAP_LOST (-30020)
+/** The environment was opened by another process: this one is a child
+ * made by fork() after mapkv_open(). An environment, its transactions and
+ * cursors belong to the process that opened it; the child must open the
+ * database again (and may mapkv_close() or abort what it inherited, which
+ * frees the child's memory and leaves the parent's locks and reader slots
+ * alone). */
+#define MAPKV_FORKED (-30021)
+/** mapkv_open(): the database is in use through another lock file: a
+ * hard link or a bind-mounted file of it under another name or folder, a
+ * database file replaced (renamed over) while processes still use the
+ * old one, or a lock file removed or replaced while in use. Two lock
+ * tables would let writers reuse pages under readers, so the open is
+ * refused; open the database by the name the others use, or wait until
+ * they have closed it. Relative paths are fine, and so are symbolic links
+ * on POSIX systems (the lock file is placed beside the file they lead to;
+ * Windows does not follow them, so there a link is a second name). */
+#define MAPKV_LOCK_CONFLICT (-30022)
+/** The lock file this environment uses was truncated, removed or
+ * replaced by another program while in use: readers are no longer
+ * protected from the writer. Every new transaction is refused; close the
+ * environment (and open it again). */
+#define MAPKV_LOCK_LOST (-30023)
 /**@}*/
+
+/** Most reader slots an environment may ask for (mapkv_options.
+ * max_readers): a lock file of 4 MiB. */
+#define MAPKV_MAX_READERS 65536u
 
 /** @name Flags for mapkv_options.flags and mapkv_txn_begin(). */
 /**@{*/
@@ -134,13 +160,18 @@ typedef struct mapkv_options {
 	 * The range is reserved in address space at open (nothing is
 	 * committed); MAPKV_FULL is returned by a write that would grow the
 	 * file past it, and by mapkv_open for an existing file larger than a
-	 * nonzero max_size. */
+	 * nonzero max_size. A nonzero max_size below two pages (twice the
+	 * larger of the system's page size and map granularity: 8 KiB on
+	 * Linux x86-64, 128 KiB on Windows), the smallest database, is
+	 * refused with MAPKV_INVALID before any file is created. */
 	uint64_t max_size;
 	/** Permission bits of a newly created file; 0 means 0644. */
 	unsigned mode;
 	/** MAPKV_RDONLY, MAPKV_NOSYNC, MAPKV_NOCREATE. */
 	unsigned flags;
-	/** Reader slots (concurrent read transactions); 0 means 126. */
+	/** Reader slots (concurrent read transactions); 0 means 126, at
+	 * most MAPKV_MAX_READERS (more: MAPKV_INVALID). The first process to
+	 * open the database sizes the table; later ones use it as it is. */
 	unsigned max_readers;
 	/** Named trees that may be open at once (handles given out by
 	 * mapkv_dbi_open and not closed, see mapkv_dbi_close); 0 means 128;
@@ -206,24 +237,51 @@ typedef struct mapkv_reader_info {
  * @param opts options, or NULL for defaults.
  *
  * Several processes (and several environments in one process) may open
- * the same file. They share a lock file, @p path followed by "-lock",
- * created beside the database with the same mode: it holds the table of
- * read transactions, so a writer in any process keeps the pages every
- * reader still uses, and it is rebuilt when the last process has gone.
- * One write transaction runs at a time across all of them. An environment
- * opened MAPKV_RDONLY where the lock file cannot be opened for writing (a
- * read-only directory or file system) keeps its reader table to itself:
- * it works, but a writer in another process would not see its readers and
- * could reuse pages under them, so use it only when nothing writes the
- * file meanwhile (mapkv_env_info tells which case applies).
- * @return 0; MAPKV_INVALID for a NULL argument or unknown flag;
+ * the same file. They share a lock file beside the database, named after
+ * the file the path leads to (symbolic links followed) and "-lock",
+ * created with the same mode: it holds the table of read transactions, so
+ * a writer in any process keeps the pages every reader still uses, and it
+ * is rebuilt when the last process has gone. One write transaction runs
+ * at a time across all of them, and a transaction begun after a commit
+ * returned 0, in any process, sees that commit or a later one. Symbolic
+ * links (POSIX) and relative paths lead to the same lock file; a second
+ * name that would lead to another one (a hard link or a bind-mounted file
+ * in another folder) is refused while the database is in use through the
+ * first (MAPKV_LOCK_CONFLICT).
+ *
+ * An environment belongs to the process that opened it: after fork() the
+ * child must not use what it inherited (transactions begin with
+ * MAPKV_FORKED) and opens the database again; it may close the inherited
+ * environment, which leaves the parent's locks alone.
+ *
+ * The lock file must be left alone while the database is in use: one
+ * removed, replaced or truncated by another program is noticed at open,
+ * when a write transaction begins, and by mapkv_reader_check() and
+ * mapkv_env_info() (MAPKV_LOCK_LOST from then on), but on POSIX systems a
+ * read transaction that begins after a truncation and before it was
+ * noticed is killed by SIGBUS (a read transaction makes no system call;
+ * doc/reliability.md). The same holds for the database file truncated by
+ * another program (MAPKV_CORRUPT at a write transaction's begin).
+ *
+ * An environment opened MAPKV_RDONLY where the lock file cannot be opened
+ * for writing (a read-only directory or file system) keeps its reader
+ * table to itself: it works, but a writer in another process would not
+ * see its readers and could reuse pages under them, so use it only when
+ * nothing writes the file meanwhile (mapkv_env_info tells which case
+ * applies).
+ * @return 0; MAPKV_INVALID for a NULL argument, an unknown flag, more
+ *         than MAPKV_MAX_READERS readers or a max_size below two pages;
  *         MAPKV_IO (errno set) if the file cannot be opened or mapped;
  *         MAPKV_CORRUPT if it is not a mapkv file or both meta pages are
- *         damaged; MAPKV_VERSION_MISMATCH for another format version;
+ *         damaged, or it is shorter than its last commit;
+ *         MAPKV_VERSION_MISMATCH for another format version (of the file,
+ *         or of the lock file that processes of another release use);
  *         MAPKV_PAGE_SIZE for a page size this system cannot use;
  *         MAPKV_FULL if the file is larger than a nonzero max_size, or the
  *         disk is full while creating the file or its lock file;
- *         MAPKV_NOMEM.
+ *         MAPKV_LOCK_CONFLICT (above); MAPKV_LOCK_LOST if the lock file
+ *         that other processes use was truncated or overwritten under
+ *         them (they must close first); MAPKV_NOMEM.
  */
 MAPKV_API int mapkv_open(mapkv_env **env, const char *path,
 			 const mapkv_options *opts);
@@ -231,7 +289,8 @@ MAPKV_API int mapkv_open(mapkv_env **env, const char *path,
 /**
  * Close the environment, unmap and close the file. Every transaction and
  * cursor must have ended first; a write transaction still open is aborted.
- * NULL is ignored.
+ * NULL is ignored. In a child after fork() this frees the child's copy
+ * only: the parent's locks and reader slots are left as they are.
  */
 MAPKV_API void mapkv_close(mapkv_env *env);
 
@@ -241,14 +300,15 @@ MAPKV_API void mapkv_close(mapkv_env *env);
  * the environment then refuses writes and syncs with MAPKV_PANIC until it
  * is reopened.
  * @return 0, MAPKV_IO, MAPKV_FULL (ENOSPC/EDQUOT), MAPKV_PANIC,
- *         MAPKV_INVALID.
+ *         MAPKV_INVALID, MAPKV_FORKED.
  */
 MAPKV_API int mapkv_sync(mapkv_env *env);
 
 /** Fill @p info with facts about the environment. Counting free pages
  * reads the free-page tree; it works even when every reader slot is taken.
  * @return 0, MAPKV_INVALID, MAPKV_CORRUPT (damaged free-page tree: the
- *         other fields are filled). */
+ *         other fields are filled); MAPKV_FORKED, MAPKV_LOCK_LOST and the
+ *         other errors of beginning a read transaction. */
 MAPKV_API int mapkv_env_info(mapkv_env *env, mapkv_envinfo *info);
 
 /**
@@ -256,7 +316,7 @@ MAPKV_API int mapkv_env_info(mapkv_env *env, mapkv_envinfo *info);
  * the reader table in the lock file), oldest snapshot first.
  * @param out   room for @p max entries.
  * @param count receives how many readers there are (may exceed @p max).
- * @return 0, MAPKV_INVALID.
+ * @return 0, MAPKV_INVALID, MAPKV_FORKED, MAPKV_LOCK_LOST.
  */
 MAPKV_API int mapkv_reader_list(mapkv_env *env, mapkv_reader_info *out,
 				unsigned max, unsigned *count);
@@ -266,7 +326,8 @@ MAPKV_API int mapkv_reader_list(mapkv_env *env, mapkv_reader_info *out,
  * transaction, so their snapshots stop pinning pages. This also happens by
  * itself when slots run out and when a write transaction starts.
  * @param dead receives how many slots were freed (may be NULL).
- * @return 0, MAPKV_INVALID.
+ * @return 0, MAPKV_INVALID, MAPKV_FORKED, MAPKV_LOCK_LOST (the lock file
+ *         was truncated, removed or replaced: see mapkv_open()).
  */
 MAPKV_API int mapkv_reader_check(mapkv_env *env, unsigned *dead);
 
@@ -276,14 +337,20 @@ MAPKV_API int mapkv_reader_check(mapkv_env *env, unsigned *dead);
  * @param flags 0 for a write transaction (waits while another one runs,
  *        unless MAPKV_TRY is given), MAPKV_RDONLY for a read transaction.
  *        A read transaction sees the last commit as of now for its whole
- *        life. Use one transaction per thread at a time.
+ *        life (in any process: never older than a commit that returned 0
+ *        before this call). Use one transaction per thread at a time.
  * @return 0; MAPKV_READONLY for a write transaction in a read-only env;
  *         MAPKV_BUSY (MAPKV_TRY) if a writer is active; MAPKV_READERS_FULL;
  *         MAPKV_PANIC if an earlier sync failed; MAPKV_IO or MAPKV_CORRUPT
  *         when a writer cannot lock or read the meta pages, or the map
  *         cannot follow the file's growth; MAPKV_NOMEM; MAPKV_INVALID;
  *         MAPKV_MAP_LOST once a growth on the Windows remap path lost the
- *         map's address (see mapkv_envinfo.map_growth).
+ *         map's address (see mapkv_envinfo.map_growth);
+ *         MAPKV_FORKED in a child after fork() (open the database again
+ *         there); MAPKV_LOCK_LOST once the lock file was found truncated,
+ *         removed or replaced (see mapkv_open()); MAPKV_CORRUPT for a
+ *         write transaction when the database file is shorter than its
+ *         last commit (truncated by another program).
  *         On that remap path a read transaction also keeps a growth of the
  *         map by another thread waiting until it ends (README.md).
  */
@@ -299,7 +366,9 @@ MAPKV_API int mapkv_txn_begin(mapkv_env *env, unsigned flags, mapkv_txn **txn);
  * @return 0; MAPKV_BAD_TXN for a transaction that already failed (it is
  *         aborted); MAPKV_IO; MAPKV_FULL; MAPKV_PANIC when the meta page
  *         could not be made durable (reopen the environment); MAPKV_NOMEM;
- *         MAPKV_MAP_LOST (Windows remap path, see mapkv_txn_begin).
+ *         MAPKV_MAP_LOST (Windows remap path, see mapkv_txn_begin);
+ *         MAPKV_FORKED for a transaction inherited across fork() (it is
+ *         freed, nothing is written).
  */
 MAPKV_API int mapkv_txn_commit(mapkv_txn *txn);
 
@@ -357,7 +426,8 @@ MAPKV_API int mapkv_dbi_open(mapkv_txn *txn, const char *name, unsigned flags,
  * thread.
  * @return 0; MAPKV_BAD_DBI if @p dbi is not an open handle (unknown or
  *         already closed); MAPKV_INVALID for a NULL @p env or the main
- *         tree's handle 0, which cannot be closed.
+ *         tree's handle 0, which cannot be closed; MAPKV_FORKED in a child
+ *         after fork() (see mapkv_open).
  */
 MAPKV_API int mapkv_dbi_close(mapkv_env *env, mapkv_dbi dbi);
 
@@ -517,7 +587,8 @@ MAPKV_API int mapkv_check_progress(mapkv_txn *txn, mapkv_check_fn fn,
  * without free-page records; otherwise it is a page-for-page image of the
  * snapshot. The copy is synced before the function returns.
  * @return 0; MAPKV_EXISTS if @p path exists; MAPKV_IO; MAPKV_FULL;
- *         MAPKV_NOMEM; MAPKV_READERS_FULL; MAPKV_INVALID.
+ *         MAPKV_NOMEM; MAPKV_READERS_FULL; MAPKV_INVALID; MAPKV_FORKED,
+ *         MAPKV_LOCK_LOST (see mapkv_txn_begin).
  */
 MAPKV_API int mapkv_copy(mapkv_env *env, const char *path, unsigned flags);
 

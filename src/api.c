@@ -38,6 +38,8 @@ int mapkv_sync(mapkv_env *env)
 {
 	if (!env)
 		return MAPKV_INVALID;
+	if (env_forked(env))
+		return MAPKV_FORKED;
 	if (env->flags & MAPKV_RDONLY)
 		return 0;
 	if (atomic_load(&env->panic))
@@ -56,8 +58,8 @@ int mapkv_env_info(mapkv_env *env, mapkv_envinfo *info)
 		return MAPKV_INVALID;
 	memset(info, 0, sizeof(*info));
 	mapkv_txn *txn;
-	int rc = txn_begin(env, MAPKV_RDONLY | TXN_INTERNAL, &txn);
-	if (rc)
+	int rc = env_forked(env) ? MAPKV_FORKED : env_check_lock(env);
+	if (rc || (rc = txn_begin(env, MAPKV_RDONLY | TXN_INTERNAL, &txn)))
 		return rc;
 	uint64_t nfree = 0;
 	rc = txn_count_free(txn, &nfree);
@@ -169,6 +171,8 @@ int mapkv_dbi_close(mapkv_env *env, mapkv_dbi dbi)
 {
 	if (!env)
 		return MAPKV_INVALID;
+	if (env_forked(env))
+		return MAPKV_FORKED;
 	return txn_dbi_close(env, dbi);
 }
 
@@ -348,7 +352,12 @@ int mapkv_copy(mapkv_env *env, const char *path, unsigned flags)
 {
 	if (!env || !path || !*path || (flags & ~MAPKV_COPY_COMPACT))
 		return MAPKV_INVALID;
-	int rc = env_copy(env, path, flags);
+	if (env_forked(env))
+		return MAPKV_FORKED;
+	int rc = env_check_lock(env);
+	if (rc)
+		return rc;
+	rc = env_copy(env, path, flags);
 	if (rc && rc != MAPKV_EXISTS) {
 		int e = errno; /* the copy's error, not the unlink's */
 		env->vfs->remove(env->vfs, path); /* no half-made copy */
@@ -370,6 +379,11 @@ int mapkv_reader_list(mapkv_env *env, mapkv_reader_info *out, unsigned max,
 {
 	if (!env || !count || (max && !out))
 		return MAPKV_INVALID;
+	if (env_forked(env))
+		return MAPKV_FORKED;
+	int rc = env_check_lock(env);
+	if (rc)
+		return rc;
 	uint64_t now = env->vfs->time_ns(env->vfs);
 	unsigned n = 0;
 	for (unsigned i = 0; i <= env->readers.nslots; i++) {
@@ -396,6 +410,12 @@ int mapkv_reader_check(mapkv_env *env, unsigned *dead)
 {
 	if (!env)
 		return MAPKV_INVALID;
+	/* In a child after fork() the slots of env->pid are the parent's. */
+	if (env_forked(env))
+		return MAPKV_FORKED;
+	int rc = env_check_lock(env);
+	if (rc)
+		return rc;
 	unsigned n = lk_reap(&env->readers, env->pid, env_pid_alive, env);
 	if (dead)
 		*dead = n;

@@ -6,11 +6,17 @@
  * Every page read from the file is treated as untrusted: the page header
  * is checked on each visit (its own number, its kind, lower/upper), every
  * node's offset and sizes are checked against the page before use, and a
- * descent stops after the depth the tree record states. Damage gives
- * MAPKV_CORRUPT, never a read outside the map.
+ * descent stops after the depth the tree record states. A writer runs the
+ * full pg_check on every committed page it edits or copies nodes from (in
+ * pager_touch, and the sibling of a merge), so nodes move by sizes that
+ * are known to fit. A walk visits each page once, and a scan's next leaf
+ * must hold larger keys, so a tree damaged into a DAG or a cycle ends in
+ * MAPKV_CORRUPT at once instead of after exponentially many steps. Damage
+ * gives MAPKV_CORRUPT, never a read or write outside a buffer.
  */
 #include "btree.h"
 
+#include <assert.h>
 #include <string.h>
 
 #include "env.h"
@@ -37,7 +43,9 @@ static inline int node_key(const page *p, unsigned i, int leaf, unsigned psize,
 		return MAPKV_CORRUPT;
 	const uint8_t *n = p + off;
 	unsigned s = leaf ? nd_leaf_ksize(n) : nd_branch_ksize(n);
-	if (off + hdr + s > psize || (leaf && s == 0))
+	/* No key is longer than MAPKV_MAX_KEY_SIZE: callers (a writer's
+	 * cursor keeps a copy of its key) size buffers by it. */
+	if (off + hdr + s > psize || (leaf && s == 0) || s > MAPKV_MAX_KEY_SIZE)
 		return MAPKV_CORRUPT;
 	*k = n + hdr;
 	*ks = s;
@@ -208,10 +216,13 @@ int bt_get(const pager *pg, const tree_rec *t, const void *key, size_t klen,
 
 /* ---- page editing (on private pages only) ---- */
 
-static void node_insert(page *p, unsigned i, const uint8_t *node,
-			unsigned nsize)
+/* Insert @node as node @i of @p. Callers make room first; the check here
+ * keeps a size that slipped through from ever writing outside the page. */
+static int node_insert(page *p, unsigned i, const uint8_t *node, unsigned nsize)
 {
 	unsigned n = pg_nkeys(p);
+	if (nsize + 2 > pg_free(p) || i > n)
+		return MAPKV_CORRUPT;
 	unsigned upper = pg_upper(p) - nsize;
 	memcpy(p + upper, node, nsize);
 	uint8_t *slots = p + MK_PAGE_HDR;
@@ -220,6 +231,7 @@ static void node_insert(page *p, unsigned i, const uint8_t *node,
 	pg_st16(p + 6, (uint16_t)(n + 1));
 	pg_st16(p + 8, (uint16_t)(pg_lower(p) + 2));
 	pg_st16(p + 10, (uint16_t)upper);
+	return 0;
 }
 
 static unsigned node_size_at(const page *p, unsigned i)
@@ -247,9 +259,9 @@ static void node_delete(page *p, unsigned i)
 	pg_st16(p + 10, (uint16_t)(upper + sz));
 }
 
-static void node_append(page *p, const uint8_t *node, unsigned nsize)
+static int node_append(page *p, const uint8_t *node, unsigned nsize)
 {
-	node_insert(p, pg_nkeys(p), node, nsize);
+	return node_insert(p, pg_nkeys(p), node, nsize);
 }
 
 static unsigned make_branch_node(uint8_t *buf, pgno_t child, const void *key,
@@ -309,25 +321,83 @@ static int path_rightmost(const bt_path *path, int level)
 	return 1;
 }
 
+/* Can the split set be cut before node @k (nodes [0, k) stay, [k, n) go
+ * to the new right page) with both halves fitting a page of @usable bytes?
+ * @total is the bytes of all nodes and slots; in a branch, the right
+ * page's first node loses its key. */
+static int split_fits(const split_set *s, unsigned total, int leaf,
+		      unsigned usable, unsigned k)
+{
+	if (k == 0 || k >= s->n)
+		return 0;
+	unsigned left = 0;
+	for (unsigned j = 0; j < k; j++)
+		left += s->size[j] + 2;
+	unsigned right = total - left;
+	if (!leaf)
+		right -= nd_branch_ksize(s->node[k]);
+	return left <= usable && right <= usable;
+}
+
+/* The cut that fits and leaves the two halves closest in bytes; 0 if none
+ * fits. */
+static unsigned split_balanced(const split_set *s, unsigned total, int leaf,
+			       unsigned usable)
+{
+	unsigned best = 0, bestdiff = ~0u, left = 0;
+	for (unsigned j = 1; j < s->n; j++) {
+		left += s->size[j - 1] + 2;
+		unsigned right = total - left;
+		if (!leaf) /* node j loses its key in the right page */
+			right -= nd_branch_ksize(s->node[j]);
+		if (left > usable || right > usable)
+			continue;
+		unsigned diff = left > right ? left - right : right - left;
+		if (diff < bestdiff) {
+			bestdiff = diff;
+			best = j;
+		}
+	}
+	return best;
+}
+
 /*
  * Split page path->pg[level] while inserting @node at position @ins.
  * Steps: copy the page aside; list its nodes with the new one in place;
- * choose a split point (at the new node when it continues a sequential run
- * or goes at the tree's right edge, which leaves full pages behind a
- * sequential load; otherwise the byte-balanced point); rebuild the left page in
- * place and fill a new right page; push the separator into the parent (which
- * may split in turn) or grow a new root.
+ * choose a split point; rebuild the left page in place and fill a new right
+ * page; push the separator into the parent (which may split in turn) or
+ * grow a new root.
+ *
+ * The split point: at the new node when it continues a sequential run or
+ * goes at the tree's right edge, which leaves full pages behind a
+ * sequential load; otherwise, or when that cut does not fit, the
+ * byte-balanced one. Every cut is checked by bytes on both sides, and one
+ * always fits, so two pages always suffice: the old nodes and slots fit
+ * in the usable space U (the page was valid: pg_check on copy, or built
+ * here) and the new node with its slot takes at most U / 2 (INLINE LIMIT in
+ * page.h). If neither the cut just before the new node nor the one just
+ * after it fitted, then prefix + new > U and new + tail > U, so
+ * 2 * new > 2 * U - (prefix + tail) >= U: a contradiction. (Where the new
+ * node is first or last, the cut on its other side puts it alone in a
+ * page.)
  */
 static int split_page(pager *pg, tree_rec *t, bt_path *path, int level,
 		      const uint8_t *node, unsigned nsize, unsigned ins)
 {
-	unsigned psize = pg->psize;
+	unsigned psize = pg->psize, usable = USABLE(psize);
 	page *p = (page *)path->pg[level];
 	int leaf = (pg_flags(p) & MK_P_LEAF) != 0;
 	uint8_t *copy = pg->scratch;
 	memcpy(copy, p, psize);
-	split_set s = {pg->split_node, pg->split_size, 0};
 	unsigned n = pg_nkeys(copy);
+	/* The split arrays (psize / 8 + 2 entries, allocated in env.c) hold
+	 * the nodes of any valid page and the new one. */
+	assert(n <= pg_max_nodes(psize) &&
+	       pg_max_nodes(psize) + 1 <= psize / 8 + 2);
+	assert(nsize + 2 <= usable / 2 && ins <= n);
+	if (n > pg_max_nodes(psize) || ins > n)
+		return MAPKV_CORRUPT;
+	split_set s = {pg->split_node, pg->split_size, 0};
 	for (unsigned j = 0; j <= n; j++) {
 		if (j == ins) {
 			s.node[s.n] = node;
@@ -341,37 +411,26 @@ static int split_page(pager *pg, tree_rec *t, bt_path *path, int level,
 	unsigned total = 0;
 	for (unsigned j = 0; j < s.n; j++)
 		total += s.size[j] + 2;
-	unsigned usable = USABLE(psize);
-	unsigned k;
+	unsigned k = 0;
 	/* A leaf insert right after the previous one (a sequential run, at
 	 * the end of the tree or anywhere inside it) splits at the new node,
-	 * so the run leaves full pages behind instead of half-full ones. */
-	int seq =
-		leaf && pg_pgno(p) == pg->last_leaf && ins == pg->last_idx + 1;
-	if (seq) {
-		k = ins;
+	 * so the run leaves full pages behind instead of half-full ones; when
+	 * the new node and the rest of the page do not fit one page, the cut
+	 * after it keeps the run at the end of the left page. */
+	if (leaf && pg_pgno(p) == pg->last_leaf && ins == pg->last_idx + 1) {
+		if (split_fits(&s, total, leaf, usable, ins))
+			k = ins;
+		else if (split_fits(&s, total, leaf, usable, ins + 1))
+			k = ins + 1;
 	} else if (ins == n && path_rightmost(path, level)) {
-		k = s.n - 1;
-	} else {
-		unsigned best = 0, bestdiff = ~0u, left = 0;
-		for (unsigned j = 1; j < s.n; j++) {
-			left += s.size[j - 1] + 2;
-			unsigned right = total - left;
-			if (!leaf) /* node j loses its key in the right page */
-				right -= nd_branch_ksize(s.node[j]);
-			if (left > usable || right > usable)
-				continue;
-			unsigned diff =
-				left > right ? left - right : right - left;
-			if (diff < bestdiff) {
-				bestdiff = diff;
-				best = j;
-			}
-		}
-		if (best == 0)
-			return MAPKV_CORRUPT; /* cannot happen: nodes <= half */
-		k = best;
+		if (split_fits(&s, total, leaf, usable, s.n - 1))
+			k = s.n - 1;
 	}
+	if (k == 0)
+		k = split_balanced(&s, total, leaf, usable);
+	assert(k != 0); /* one always fits: see above */
+	if (k == 0)
+		return MAPKV_CORRUPT;
 
 	page *rp;
 	int rc = pager_alloc(pg, 1, &rp);
@@ -404,17 +463,19 @@ static int split_page(pager *pg, tree_rec *t, bt_path *path, int level,
 		pg->last_idx = ins < k ? ins : ins - k;
 	}
 	pg_init(p, pg_pgno(p), leaf ? MK_P_LEAF : MK_P_BRANCH, psize);
-	for (unsigned j = 0; j < k; j++)
-		node_append(p, s.node[j], s.size[j]);
-	for (unsigned j = k; j < s.n; j++) {
+	for (unsigned j = 0; j < k && !rc; j++)
+		rc = node_append(p, s.node[j], s.size[j]);
+	for (unsigned j = k; j < s.n && !rc; j++) {
 		if (!leaf && j == k) {
 			uint8_t tmp[MK_BRANCH_HDR];
 			make_branch_node(tmp, nd_child(s.node[j]), NULL, 0);
-			node_append(rp, tmp, MK_BRANCH_HDR);
+			rc = node_append(rp, tmp, MK_BRANCH_HDR);
 		} else {
-			node_append(rp, s.node[j], s.size[j]);
+			rc = node_append(rp, s.node[j], s.size[j]);
 		}
 	}
+	if (rc)
+		return rc;
 	if (leaf)
 		t->leaf_pages++;
 	else
@@ -430,8 +491,9 @@ static int split_page(pager *pg, tree_rec *t, bt_path *path, int level,
 		pg_init(root, pg_pgno(root), MK_P_BRANCH, psize);
 		uint8_t tmp[MK_BRANCH_HDR];
 		make_branch_node(tmp, pg_pgno(p), NULL, 0);
-		node_append(root, tmp, MK_BRANCH_HDR);
-		node_append(root, snode, ssize);
+		if ((rc = node_append(root, tmp, MK_BRANCH_HDR)) ||
+		    (rc = node_append(root, snode, ssize)))
+			return rc;
 		t->root = pg_pgno(root);
 		t->depth++;
 		t->branch_pages++;
@@ -447,7 +509,9 @@ static int insert_node(pager *pg, tree_rec *t, bt_path *path, int level,
 	page *p = (page *)path->pg[level];
 	unsigned i = path->idx[level];
 	if (nsize + 2 <= pg_free(p)) {
-		node_insert(p, i, node, nsize);
+		int rc = node_insert(p, i, node, nsize);
+		if (rc)
+			return rc;
 		if (pg_flags(p) & MK_P_LEAF) {
 			pg->last_leaf = pg_pgno(p);
 			pg->last_idx = i;
@@ -585,7 +649,7 @@ int bt_put(pager *pg, tree_rec *t, const void *key, size_t klen,
 
 /* Remove node @i of branch @p; if it was node 0, the new node 0 loses its
  * key (node 0's key is always empty). */
-static void branch_remove(page *p, unsigned i)
+static int branch_remove(page *p, unsigned i)
 {
 	node_delete(p, i);
 	if (i == 0 && pg_nkeys(p) > 0 && nd_branch_ksize(pg_node(p, 0))) {
@@ -593,8 +657,34 @@ static void branch_remove(page *p, unsigned i)
 		node_delete(p, 0);
 		uint8_t tmp[MK_BRANCH_HDR];
 		make_branch_node(tmp, c, NULL, 0);
-		node_insert(p, 0, tmp, MK_BRANCH_HDR);
+		return node_insert(p, 0, tmp, MK_BRANCH_HDR);
 	}
+	return 0;
+}
+
+/* Would the nodes of @r appended to @l (siblings, @sk the parent's
+ * separator between them) stay in key order? The merge copies nodes
+ * without looking at them otherwise. */
+static int merge_in_order(const page *l, const page *r, int leaf,
+			  const uint8_t *sk, unsigned sks, unsigned psize)
+{
+	unsigned ln = pg_nkeys(l), rn = pg_nkeys(r);
+	const uint8_t *a, *b;
+	unsigned as, bs;
+	if (leaf) {
+		if (ln == 0 || rn == 0)
+			return 1;
+		return !node_key(l, ln - 1, 1, psize, &a, &as) &&
+		       !node_key(r, 0, 1, psize, &b, &bs) &&
+		       mk_cmp(a, as, b, bs) < 0;
+	}
+	if (ln > 1 && (node_key(l, ln - 1, 0, psize, &a, &as) ||
+		       mk_cmp(a, as, sk, sks) >= 0))
+		return 0;
+	if (rn > 1 &&
+	    (node_key(r, 1, 0, psize, &b, &bs) || mk_cmp(sk, sks, b, bs) >= 0))
+		return 0;
+	return 1;
 }
 
 static void count_page(tree_rec *t, const page *p, int delta)
@@ -630,7 +720,8 @@ static int rebalance(pager *pg, tree_rec *t, bt_path *path, int level)
 			count_page(t, p, -1);
 			if ((rc = pager_free(pg, pg_pgno(p), 1)))
 				return rc;
-			branch_remove(parent, pi);
+			if ((rc = branch_remove(parent, pi)))
+				return rc;
 			level--;
 			continue;
 		}
@@ -648,10 +739,20 @@ static int rebalance(pager *pg, tree_rec *t, bt_path *path, int level)
 		}
 		unsigned kind = leaf ? MK_P_LEAF : MK_P_BRANCH;
 		const page *l, *r;
-		if ((rc = get_page(pg, child_at(parent, li, psize), kind, &l)))
+		pgno_t lno = child_at(parent, li, psize);
+		pgno_t rno = child_at(parent, ri, psize);
+		if (lno == rno)
+			return MAPKV_CORRUPT;
+		if ((rc = get_page(pg, lno, kind, &l)))
 			return rc;
-		if ((rc = get_page(pg, child_at(parent, ri, psize), kind, &r)))
+		if ((rc = get_page(pg, rno, kind, &r)))
 			return rc;
+		/* The sibling's nodes are copied by their recorded sizes, and
+		 * the need below trusts its header: a committed sibling gets
+		 * the full check (l gets it in pager_touch; a private page was
+		 * built here). */
+		if (!pager_dirty(pg, rno) && pg_check(r, psize))
+			return MAPKV_CORRUPT;
 		const uint8_t *sk;
 		unsigned sks;
 		if ((rc = node_key(parent, ri, 0, psize, &sk, &sks)))
@@ -663,23 +764,28 @@ static int rebalance(pager *pg, tree_rec *t, bt_path *path, int level)
 		page *lw;
 		if ((rc = pager_touch(pg, l, &lw)))
 			return rc;
+		if (!merge_in_order(lw, r, leaf, sk, sks, psize))
+			return MAPKV_CORRUPT;
 		nd_set_child((uint8_t *)pg_node(parent, li), pg_pgno(lw));
 		unsigned rn = pg_nkeys(r);
-		for (unsigned j = 0; j < rn; j++) {
+		for (unsigned j = 0; j < rn && !rc; j++) {
 			const uint8_t *nd = pg_node(r, j);
 			if (!leaf && j == 0) {
 				uint8_t *tmp = pg->scratch;
 				unsigned sz = make_branch_node(
 					tmp, nd_child(nd), sk, sks);
-				node_append(lw, tmp, sz);
+				rc = node_append(lw, tmp, sz);
 			} else {
-				node_append(lw, nd, node_size_at(r, j));
+				rc = node_append(lw, nd, node_size_at(r, j));
 			}
 		}
+		if (rc)
+			return rc;
 		count_page(t, r, -1);
 		if ((rc = pager_free(pg, pg_pgno(r), 1)))
 			return rc;
-		branch_remove(parent, ri);
+		if ((rc = branch_remove(parent, ri)))
+			return rc;
 		level--;
 	}
 	/* The root. */
@@ -735,13 +841,37 @@ int bt_del(pager *pg, tree_rec *t, const void *key, size_t klen)
 
 /* ---- walking, dropping ---- */
 
-static int walk(const pager *pg, const tree_rec *t, pgno_t pgno, int level,
-		bt_visit_fn fn, void *ctx)
+/* Pages one walk has seen: a bit per page number below the transaction's
+ * high-water mark. In a tree every page has one parent, so a page reached
+ * twice means damage (a branch entry or an overflow run shared, or a
+ * DAG whose paths multiply with its depth). */
+typedef struct walk_set {
+	uint8_t *bits;
+	uint64_t npages;
+} walk_set;
+
+static int walk_mark(walk_set *w, pgno_t pgno, uint64_t n)
+{
+	if ((uint64_t)pgno + n > w->npages)
+		return MAPKV_CORRUPT;
+	for (uint64_t p = pgno; p < (uint64_t)pgno + n; p++) {
+		uint8_t bit = (uint8_t)(1u << (p % 8));
+		if (w->bits[p / 8] & bit)
+			return MAPKV_CORRUPT;
+		w->bits[p / 8] |= bit;
+	}
+	return 0;
+}
+
+static int walk(const pager *pg, const tree_rec *t, walk_set *w, pgno_t pgno,
+		int level, bt_visit_fn fn, void *ctx)
 {
 	const page *p;
 	unsigned kind = level_kind(t, level);
-	int rc = get_page(pg, pgno, kind, &p);
+	int rc = walk_mark(w, pgno, 1);
 	if (rc)
+		return rc;
+	if ((rc = get_page(pg, pgno, kind, &p)))
 		return rc;
 	unsigned n = pg_nkeys(p);
 	if (kind == MK_P_LEAF) {
@@ -757,6 +887,9 @@ static int walk(const pager *pg, const tree_rec *t, pgno_t pgno, int level,
 					return rc;
 				const page *op =
 					(const page *)v.data - MK_PAGE_HDR;
+				if ((rc = walk_mark(w, pg_pgno(op),
+						    pg_ovpages(op))))
+					return rc;
 				if ((rc = fn(ctx, pg_pgno(op), MK_P_OVERFLOW,
 					     pg_ovpages(op), level + 1)))
 					return rc;
@@ -768,7 +901,7 @@ static int walk(const pager *pg, const tree_rec *t, pgno_t pgno, int level,
 			unsigned ks;
 			if ((rc = node_key(p, i, 0, pg->psize, &k, &ks)))
 				return rc;
-			if ((rc = walk(pg, t, child_at(p, i, pg->psize),
+			if ((rc = walk(pg, t, w, child_at(p, i, pg->psize),
 				       level + 1, fn, ctx)))
 				return rc;
 		}
@@ -782,7 +915,18 @@ int bt_walk(const pager *pg, const tree_rec *t, bt_visit_fn fn, void *ctx)
 		return 0;
 	if (t->depth == 0 || t->depth > BT_MAXDEPTH)
 		return MAPKV_CORRUPT;
-	return walk(pg, t, t->root, 0, fn, ctx);
+	walk_set w;
+	w.npages = pg->writable && pg->next_pgno > pg->snap_pages
+			   ? pg->next_pgno
+			   : pg->snap_pages;
+	os_vfs *vfs = pg->env->vfs;
+	size_t nbytes = (size_t)((w.npages + 7) / 8);
+	if (!(w.bits = vfs->alloc(vfs, nbytes ? nbytes : 1)))
+		return MAPKV_NOMEM;
+	memset(w.bits, 0, nbytes);
+	int rc = walk(pg, t, &w, t->root, 0, fn, ctx);
+	vfs->free(vfs, w.bits);
+	return rc;
 }
 
 static int drop_visit(void *ctx, pgno_t pgno, unsigned kind, unsigned npages,
@@ -888,6 +1032,28 @@ int bt_last(const pager *pg, const tree_rec *t, bt_path *path)
 	return edge(pg, t, path, 1);
 }
 
+/* A scan's leaves hold ever larger keys: the leaf @to that a step moves
+ * to from @from must hold keys beyond @from's (first(to) > last(from)
+ * forwards, last(to) < first(from) backwards), in order at its ends. So a
+ * damaged tree whose branch pages reach one leaf by many paths (a DAG:
+ * their number grows exponentially with depth) or in a cycle ends the
+ * scan with MAPKV_CORRUPT at the first repeated leaf, at the cost of two
+ * compares per leaf. */
+static int leaf_follows(const pager *pg, const page *from, const page *to,
+			int dir)
+{
+	unsigned fn = pg_nkeys(from), tn = pg_nkeys(to), ps = pg->psize;
+	const uint8_t *f, *a, *b;
+	unsigned fs, as, bs;
+	if (fn == 0 || tn == 0 ||
+	    node_key(from, dir ? 0 : fn - 1, 1, ps, &f, &fs) ||
+	    node_key(to, 0, 1, ps, &a, &as) ||
+	    node_key(to, tn - 1, 1, ps, &b, &bs) || mk_cmp(a, as, b, bs) > 0)
+		return MAPKV_CORRUPT;
+	int c = dir ? mk_cmp(b, bs, f, fs) : mk_cmp(f, fs, a, as);
+	return c < 0 ? 0 : MAPKV_CORRUPT;
+}
+
 static int step(const pager *pg, bt_path *path, int dir)
 {
 	int d = path->depth;
@@ -913,6 +1079,8 @@ static int step(const pager *pg, bt_path *path, int dir)
 	np.idx[u] += dir == 0 ? 1 : -1;
 	int rc = descend(pg, &np, u, d, dir);
 	if (rc)
+		return rc;
+	if ((rc = leaf_follows(pg, path->pg[l], np.pg[l], dir)))
 		return rc;
 	*path = np;
 	return 0;

@@ -170,6 +170,39 @@ static int read_head(mapkv_env *env, uint8_t *buf, size_t *got, uint64_t *size)
 	return env->vfs->read(env->file, buf, BLANK_LIMIT, 0, got);
 }
 
+/* Read the meta pages and choose the one to open at (*blank: the file is
+ * blank, *m not set). @stable: no commit can happen meanwhile (this
+ * process holds the writer lock, or is alone on the lock file), so a
+ * commit whose listed pages fail verification is a torn or lost commit.
+ * Otherwise (a read-only environment with a private reader table) a later
+ * commit may have reused those pages since the head was read: the newest
+ * commit's pages cannot be reused while it is the newest, so the head is
+ * read again, and only a failure on a head that did not change counts. */
+static int read_meta(mapkv_env *env, int stable, mk_meta *m, uint64_t *size,
+		     int *blank, int *bad)
+{
+	uint8_t *head = env->wscratch; /* 4 pages >= 2 * BLANK_LIMIT */
+	uint8_t *again = head + BLANK_LIMIT;
+	for (int tries = 0;; tries++) {
+		size_t got, got2;
+		uint64_t size2;
+		int rc = read_head(env, head, &got, size);
+		if (rc)
+			return rc;
+		*blank = is_blank(head, got, *size);
+		if (*blank)
+			return 0;
+		rc = choose_meta(env, head, got, *size, UINT64_MAX, m, bad);
+		if (stable || tries >= 64 || (rc != MAPKV_CORRUPT && *bad < 0))
+			return rc;
+		int rc2 = read_head(env, again, &got2, &size2);
+		if (rc2)
+			return rc2;
+		if (got2 == got && memcmp(head, again, got) == 0)
+			return rc;
+	}
+}
+
 int env_pid_alive(void *ctx, uint64_t pid)
 {
 	mapkv_env *env = ctx;
@@ -208,7 +241,8 @@ int env_map_to(mapkv_env *env, uint64_t pages)
 }
 
 /* Re-read the meta pages from the file (a writer starts from the disk, as
- * another process may have committed) and map any growth. */
+ * another process may have committed) and map any growth. Called under
+ * the writer lock: no commit runs meanwhile. */
 int env_load_meta(mapkv_env *env, mk_meta *m)
 {
 	uint8_t *buf = env->wscratch; /* 4 pages >= MK_MAX_PAGE + 180 */
@@ -240,6 +274,31 @@ int env_load_meta(mapkv_env *env, mk_meta *m)
 	return 0;
 }
 
+/* Is the lock file still the one this environment mapped, whole? Another
+ * program may have truncated it (a store into the map would then be a
+ * SIGBUS), removed it or renamed another file over it (a new opener would
+ * build a second table: see MAPKV_LOCK_CONFLICT). Once it is not, the
+ * environment refuses every transaction (MAPKV_LOCK_LOST). One fstat:
+ * asked at write transactions' begin and by the reader-table calls, not
+ * at read transactions' (doc/reliability.md). */
+int env_check_lock(mapkv_env *env)
+{
+	if (atomic_load(&env->lk_lost))
+		return MAPKV_LOCK_LOST;
+	if (env->lk_private || !env->vfs->info)
+		return 0;
+	os_fileinfo fi;
+	int rc = env->vfs->info(env->lkfile, &fi);
+	if (rc)
+		return rc;
+	if (fi.size >= env->lk_len && fi.nlink > 0 &&
+	    env->lk->magic == LK_MAGIC && env->lk->version == LK_VERSION &&
+	    env->lk->nslots == env->readers.nslots)
+		return 0;
+	atomic_store(&env->lk_lost, 1);
+	return MAPKV_LOCK_LOST;
+}
+
 static void empty_meta(mk_meta *m, unsigned psize)
 {
 	memset(m, 0, sizeof(*m));
@@ -249,9 +308,8 @@ static void empty_meta(mk_meta *m, unsigned psize)
 	m->last_pgno = MK_NUM_META;
 }
 
-/* Write the two meta pages of an empty database and make them durable,
- * directory entry included. */
-static int init_file(mapkv_env *env, const mk_meta *m, int created)
+/* Write the two meta pages of an empty database and make them durable. */
+static int init_file(mapkv_env *env, const mk_meta *m)
 {
 	size_t ps = env->psize;
 	uint8_t *buf = env->vfs->alloc(env->vfs, 2 * ps);
@@ -264,8 +322,6 @@ static int init_file(mapkv_env *env, const mk_meta *m, int created)
 	env->vfs->free(env->vfs, buf);
 	if (!rc)
 		rc = env->vfs->sync(env->file);
-	if (!rc && created)
-		rc = env->vfs->sync_dir(env->vfs, env->path);
 	return rc;
 }
 
@@ -295,24 +351,43 @@ static int replace_meta(mapkv_env *env, unsigned slot, mk_meta *good)
 	return rc;
 }
 
-/* One meta page is torn, damaged or holds a commit that never fully
- * reached the disk: under the writer lock (a writer of another process
- * may be writing that very page), look again and, if it is still so,
- * replace it. On return @m is the meta to open at. */
-static int repair_meta(mapkv_env *env, mk_meta *m)
+/* The page size of a new database: the system's, within the format's
+ * range. */
+static unsigned default_psize(os_vfs *vfs)
 {
-	int rc = env->vfs->lock(env->file, OS_LOCK_WRITER, 1);
-	if (rc)
+	size_t os = vfs->page_size ? vfs->page_size(vfs)
+				   : vfs->map_granularity(vfs);
+	return os < MK_MIN_PAGE   ? MK_MIN_PAGE
+	       : os > MK_MAX_PAGE ? MK_MAX_PAGE
+				  : (unsigned)os;
+}
+
+/* The meta to open at, from the file (read_meta; @stable as there). With
+ * @stable, a writable environment also writes the empty database into a
+ * blank file, and replaces a meta page that is damaged or holds a commit
+ * that never fully reached the disk: both only while no other process can
+ * be writing, or a creator that had already committed would lose its
+ * commits, and a commit in flight its meta page. */
+static int open_meta(mapkv_env *env, int stable, mk_meta *m, uint64_t *size)
+{
+	int blank, bad, rc;
+	int fix = stable && !(env->flags & MAPKV_RDONLY);
+	if ((rc = read_meta(env, stable, m, size, &blank, &bad)))
 		return rc;
-	uint8_t *head = env->wscratch;
-	size_t got;
-	uint64_t size;
-	int bad;
-	if (!(rc = read_head(env, head, &got, &size)) &&
-	    !(rc = choose_meta(env, head, got, size, UINT64_MAX, m, &bad)) &&
-	    bad >= 0)
+	if (blank) {
+		/* New, empty, or created by an open that never finished. */
+		env->psize = default_psize(env->vfs);
+		empty_meta(m, env->psize);
+		if (fix) {
+			if ((rc = init_file(env, m)))
+				return rc;
+			*size = 2ull * env->psize;
+		}
+		return 0;
+	}
+	env->psize = m->page_size;
+	if (bad >= 0 && fix)
 		rc = replace_meta(env, (unsigned)bad, m);
-	env->vfs->unlock(env->file, OS_LOCK_WRITER);
 	return rc;
 }
 
@@ -327,8 +402,8 @@ static void *zalloc(os_vfs *vfs, size_t n)
 /* Give the lock file @len bytes of written zeros. The table is stored to
  * through a shared map, and a store into a hole that a full disk cannot
  * back kills the process with SIGBUS; writing the blocks first turns a
- * full disk into MAPKV_FULL here. (wscratch is free: open has read the
- * head of the database already.) */
+ * full disk into MAPKV_FULL here. (wscratch is free: the meta pages have
+ * been read.) */
 static int lock_fill(mapkv_env *env, os_file *f, uint64_t len)
 {
 	size_t chunk = 4 * (size_t)MK_MAX_PAGE;
@@ -343,82 +418,221 @@ static int lock_fill(mapkv_env *env, os_file *f, uint64_t len)
 	return 0;
 }
 
-/* Set up the reader table and published meta in the lock file (lock.h),
- * rebuilding the file when no other process has it open. A read-only
- * environment that cannot open the lock file for writing (a read-only
- * directory or file system) keeps a private table instead: see the
- * header. */
-static int lock_open(mapkv_env *env, const char *path, unsigned nslots,
-		     unsigned mode, const mk_meta *m)
+static void table_init(mapkv_env *env, unsigned nslots, const mk_meta *m,
+		       const os_fileinfo *db)
+{
+	lk_header *h = env->lk;
+	h->magic = LK_MAGIC;
+	h->version = LK_VERSION;
+	h->nslots = nslots;
+	h->page_size = env->psize;
+	h->meta[0] = *m;
+	h->db_dev = db ? db->dev : 0;
+	h->db_ino = db ? db->ino : 0;
+	atomic_store(&h->meta_seq, 0);
+}
+
+/* Follow the symbolic links of env->path (the file is open: it exists),
+ * so that every name of one database leads to one lock file, beside the
+ * real file, and a new file's own folder is synced. A path that cannot be
+ * resolved (a folder on the way that may not be searched) is kept as
+ * given: the identity lock still refuses a second table. */
+static int resolve_path(mapkv_env *env)
 {
 	os_vfs *vfs = env->vfs;
-	size_t plen = strlen(path);
-	char *lp = vfs->alloc(vfs, plen + 6);
+	char *real;
+	if (!vfs->real_path)
+		return 0;
+	int rc = vfs->real_path(vfs, env->path, &real);
+	if (rc)
+		return rc == MAPKV_IO ? 0 : rc;
+	vfs->free(vfs, env->path);
+	env->path = real;
+	return 0;
+}
+
+/* The lock file: the (resolved) path and "-lock". */
+static char *lock_path(mapkv_env *env)
+{
+	size_t n = strlen(env->path);
+	char *lp = env->vfs->alloc(env->vfs, n + 6);
+	if (lp) {
+		memcpy(lp, env->path, n);
+		memcpy(lp + n, "-lock", 6);
+	}
+	return lp;
+}
+
+/* Byte LK_ID_BASE + a hash of the lock file's identity (lock.h). */
+static uint64_t id_offset(const os_fileinfo *lk)
+{
+	uint64_t h = lk->dev * 0x9e3779b97f4a7c15ull ^ lk->ino;
+	h ^= h >> 31;
+	h *= 0xbf58476d1ce4e5b9ull;
+	h ^= h >> 29;
+	h *= 0x94d049bb133111ebull;
+	h ^= h >> 32;
+	return LK_ID_BASE + h % LK_ID_SPAN;
+}
+
+/* Hold the identity byte of our lock file on the database for the
+ * environment's lifetime, and refuse if any other lock file's byte is
+ * held: the database is in use through another lock table (lock.h). */
+static int claim_identity(mapkv_env *env, const os_fileinfo *lk)
+{
+	os_vfs *vfs = env->vfs;
+	if (!vfs->lock_test)
+		return 0;
+	uint64_t off = id_offset(lk), end = LK_ID_BASE + LK_ID_SPAN;
+	int held = 0;
+	int rc = vfs->lock_byte(env->file, off, 0, 1);
+	if (!rc && off > LK_ID_BASE)
+		rc = vfs->lock_test(env->file, LK_ID_BASE, off - LK_ID_BASE,
+				    &held);
+	if (!rc && !held && off + 1 < end)
+		rc = vfs->lock_test(env->file, off + 1, end - off - 1, &held);
+	if (!rc && held)
+		rc = MAPKV_LOCK_CONFLICT;
+	return rc;
+}
+
+/* No other process has the lock file open: whatever it holds was left by
+ * processes that are gone. Read the meta pages now, while no one can
+ * commit (a writable opener also takes the writer lock, which orders it
+ * with a writer that does not use this lock file, if there were one),
+ * start the table afresh (its blocks written: see lock_fill) and publish
+ * that meta. It must be the newest commit: the meta read before the
+ * locks were taken may be stale by any number of commits of processes
+ * that opened and closed meanwhile, and a reader registering a stale
+ * snapshot would read pages those commits freed and a writer may reuse. */
+static int setup_alone(mapkv_env *env, unsigned nslots, const os_fileinfo *db,
+		       mk_meta *m, uint64_t *size)
+{
+	os_vfs *vfs = env->vfs;
+	os_file *f = env->lkfile;
+	int wlock = !(env->flags & MAPKV_RDONLY);
+	int rc;
+	if (wlock && (rc = vfs->lock(env->file, OS_LOCK_WRITER, 1)))
+		return rc;
+	env->lk_len = lk_file_size(nslots);
+	if (!(rc = open_meta(env, 1, m, size)) && !(rc = vfs->resize(f, 0)) &&
+	    !(rc = lock_fill(env, f, env->lk_len)) &&
+	    !(rc = vfs->map_rw(f, env->lk_len, (void **)&env->lk)))
+		table_init(env, nslots, m, db);
+	if (wlock)
+		vfs->unlock(env->file, OS_LOCK_WRITER);
+	if (!rc)
+		rc = vfs->lock_byte(f, LK_BYTE_ALIVE, 0, 1);
+	return rc;
+}
+
+static int valid_psize(uint32_t ps)
+{
+	return ps >= MK_MIN_PAGE && ps <= MK_MAX_PAGE && !(ps & (ps - 1));
+}
+
+/* Other processes have the lock file open: map their table and open at
+ * the published meta, the newest commit (lock.h). The meta pages are not
+ * read: a commit in another process may be rewriting them and the pages
+ * they list. */
+static int setup_shared(mapkv_env *env, const os_fileinfo *db, mk_meta *m,
+			uint64_t *size)
+{
+	os_vfs *vfs = env->vfs;
+	os_file *f = env->lkfile;
+	uint64_t lsize;
+	int rc;
+	if ((rc = vfs->lock_byte(f, LK_BYTE_ALIVE, 0, 1)) ||
+	    (rc = vfs->size(f, &lsize)))
+		return rc;
+	/* Its size under the init lock, before mapping: never a SIGBUS. A
+	 * table in use that is not whole was truncated or overwritten by
+	 * another program under its users. */
+	if (lsize < LK_HEADER || lsize > lk_file_size(MAPKV_MAX_READERS))
+		return MAPKV_LOCK_LOST;
+	env->lk_len = (size_t)lsize;
+	if ((rc = vfs->map_rw(f, env->lk_len, (void **)&env->lk)))
+		return rc;
+	lk_header *h = env->lk;
+	if (h->magic == LK_MAGIC && h->version != LK_VERSION)
+		return MAPKV_VERSION_MISMATCH; /* another release's */
+	if (h->magic != LK_MAGIC || !valid_psize(h->page_size) ||
+	    h->nslots == 0 || h->nslots > MAPKV_MAX_READERS ||
+	    lk_file_size(h->nslots) > env->lk_len)
+		return MAPKV_LOCK_LOST;
+	/* A table of another file that had this name (the database was
+	 * replaced while processes still use the old one). */
+	if (db && (h->db_dev || h->db_ino) &&
+	    (h->db_dev != db->dev || h->db_ino != db->ino))
+		return MAPKV_LOCK_CONFLICT;
+	env->psize = h->page_size;
+	txn_read_meta(env, m);
+	if (m->page_size != env->psize)
+		return MAPKV_CORRUPT;
+	if ((rc = vfs->size(env->file, size)))
+		return rc;
+	if (m->txnid && m->last_pgno * env->psize > *size)
+		return MAPKV_CORRUPT; /* truncated by another program */
+	return 0;
+}
+
+/* The lock file cannot be opened for writing (a read-only file system or
+ * folder) and the environment is read-only: a reader table of its own (see
+ * mapkv_open in mapkv.h). */
+static int setup_private(mapkv_env *env, unsigned nslots, mk_meta *m,
+			 uint64_t *size)
+{
+	int rc = open_meta(env, 0, m, size);
+	if (rc)
+		return rc;
+	env->lk_private = 1;
+	env->lk_len = lk_file_size(nslots);
+	if (!(env->lk = zalloc(env->vfs, env->lk_len)))
+		return MAPKV_NOMEM;
+	table_init(env, nslots, m, NULL);
+	return 0;
+}
+
+/* Set up the reader table and published meta in the lock file (lock.h),
+ * and choose the meta to open at (*m, with the page size in env->psize and
+ * the file's size in *size). Everything happens under the lock file's
+ * init lock, so openers of one lock file take turns. */
+static int lock_open(mapkv_env *env, unsigned nslots, unsigned mode, mk_meta *m,
+		     uint64_t *size)
+{
+	os_vfs *vfs = env->vfs;
+	char *lp = lock_path(env);
+	int created, rc;
 	if (!lp)
 		return MAPKV_NOMEM;
-	memcpy(lp, path, plen);
-	memcpy(lp + plen, "-lock", 6);
-	int created, rc;
 	rc = vfs->open(vfs, lp, OS_OPEN_CREATE, mode, &env->lkfile, &created);
 	vfs->free(vfs, lp);
 	if (rc) {
 		env->lkfile = NULL;
 		if (!(env->flags & MAPKV_RDONLY))
 			return rc;
-		env->lk_private = 1;
-		env->lk_len = lk_file_size(nslots);
-		if (!(env->lk = zalloc(vfs, env->lk_len)))
-			return MAPKV_NOMEM;
-		env->lk->magic = LK_MAGIC;
-		env->lk->version = LK_VERSION;
-		env->lk->nslots = nslots;
-		env->lk->page_size = env->psize;
-		env->lk->meta[0] = *m;
-		goto view;
-	}
-	os_file *f = env->lkfile;
-	if ((rc = vfs->lock_byte(f, LK_BYTE_INIT, 1, 1)))
-		return rc;
-	rc = vfs->lock_byte(f, LK_BYTE_ALIVE, 1, 0);
-	if (rc == 0) {
-		/* Alone: whatever the file holds was left by processes that
-		 * are gone. Start it afresh, its blocks written (not a hole
-		 * made by a resize: see lock_fill). */
-		env->lk_len = lk_file_size(nslots);
-		if (!(rc = vfs->resize(f, 0)) &&
-		    !(rc = lock_fill(env, f, env->lk_len)) &&
-		    !(rc = vfs->map_rw(f, env->lk_len, (void **)&env->lk))) {
-			env->lk->magic = LK_MAGIC;
-			env->lk->version = LK_VERSION;
-			env->lk->nslots = nslots;
-			env->lk->page_size = env->psize;
-			env->lk->meta[0] = *m;
-			atomic_store(&env->lk->meta_seq, 0);
-			rc = vfs->lock_byte(f, LK_BYTE_ALIVE, 0, 1);
+		rc = setup_private(env, nslots, m, size);
+	} else {
+		os_file *f = env->lkfile;
+		os_fileinfo lk, db, *dbp = NULL;
+		if ((rc = vfs->lock_byte(f, LK_BYTE_INIT, 1, 1)))
+			return rc;
+		if (vfs->info && !(rc = vfs->info(f, &lk)) &&
+		    !(rc = vfs->info(env->file, &db))) {
+			dbp = &db;
+			rc = claim_identity(env, &lk);
 		}
-	} else if (rc == MAPKV_BUSY) {
-		uint64_t size;
-		if (!(rc = vfs->lock_byte(f, LK_BYTE_ALIVE, 0, 1)) &&
-		    !(rc = vfs->size(f, &size))) {
-			if (size < LK_HEADER || size > (1u << 30)) {
-				rc = MAPKV_CORRUPT;
-			} else {
-				env->lk_len = (size_t)size;
-				rc = vfs->map_rw(f, env->lk_len,
-						 (void **)&env->lk);
-			}
+		if (!rc) {
+			rc = vfs->lock_byte(f, LK_BYTE_ALIVE, 1, 0);
+			if (rc == 0)
+				rc = setup_alone(env, nslots, dbp, m, size);
+			else if (rc == MAPKV_BUSY)
+				rc = setup_shared(env, dbp, m, size);
 		}
-		if (!rc &&
-		    (env->lk->magic != LK_MAGIC ||
-		     env->lk->version != LK_VERSION ||
-		     env->lk->page_size != env->psize || env->lk->nslots == 0 ||
-		     lk_file_size(env->lk->nslots) > env->lk_len))
-			rc = MAPKV_CORRUPT; /* not a lock file of ours */
+		vfs->unlock_byte(f, LK_BYTE_INIT);
 	}
-	vfs->unlock_byte(f, LK_BYTE_INIT);
 	if (rc)
 		return rc;
-view:
 	env->readers.nslots = env->lk->nslots;
 	env->readers.slots = (lk_slot *)((uint8_t *)env->lk + LK_HEADER);
 	return 0;
@@ -429,6 +643,9 @@ static void env_free(mapkv_env *env)
 	os_vfs *vfs = env->vfs;
 	if (env->map)
 		vfs->unmap(env->file, env->map, env->max_size);
+	/* The database file (and with it the writer lock and the identity
+	 * byte) before the lock file: a process holds its place in the lock
+	 * file until it no longer touches the database. */
 	if (env->file)
 		vfs->close(env->file);
 	if (env->dbis) {
@@ -462,6 +679,12 @@ static void env_free(mapkv_env *env)
 	vfs->free(vfs, env);
 }
 
+/* The smallest unit of the map for a database of @psize pages. */
+static unsigned map_unit(const mapkv_env *env, unsigned psize)
+{
+	return env->gran > psize ? (unsigned)env->gran : psize;
+}
+
 int env_open_vfs(mapkv_env **out, const char *path, const mapkv_options *opts,
 		 os_vfs *vfs)
 {
@@ -474,12 +697,22 @@ int env_open_vfs(mapkv_env **out, const char *path, const mapkv_options *opts,
 		memset(&o, 0, sizeof(o));
 	if (o.flags & ~(MAPKV_RDONLY | MAPKV_NOSYNC | MAPKV_NOCREATE))
 		return MAPKV_INVALID;
+	/* Limits that no file can meet are refused before one is made: more
+	 * readers than the lock file may have, or a size below the smallest
+	 * database (two pages of a new file). */
+	if (o.max_readers > MAPKV_MAX_READERS)
+		return MAPKV_INVALID;
 	mapkv_env *env = zalloc(vfs, sizeof(*env));
 	if (!env)
 		return MAPKV_NOMEM;
 	env->vfs = vfs;
 	env->flags = o.flags;
 	env->gran = vfs->map_granularity(vfs);
+	if (o.max_size &&
+	    o.max_size < 2ull * map_unit(env, default_psize(vfs))) {
+		vfs->free(vfs, env);
+		return MAPKV_INVALID;
+	}
 	env->max_dbs = (o.max_dbs ? o.max_dbs : 128) + 1;
 	unsigned nslots = o.max_readers ? o.max_readers : 126;
 	uint64_t maxsz = o.max_size ? o.max_size : default_max_size();
@@ -508,37 +741,18 @@ int env_open_vfs(mapkv_env **out, const char *path, const mapkv_options *opts,
 	if ((rc = vfs->open(vfs, path, oflags, o.mode ? o.mode : 0644,
 			    &env->file, &created)))
 		goto fail;
+	if ((rc = resolve_path(env)))
+		goto fail;
+	/* The new file's directory entry, durable before anything in the
+	 * file is (it is blank until the first opener writes it). */
+	if (created && (rc = vfs->sync_dir(vfs, env->path)))
+		goto fail;
 
-	uint8_t *head = env->wscratch;
-	size_t got;
 	uint64_t size;
 	mk_meta m;
-	if ((rc = read_head(env, head, &got, &size)))
+	if ((rc = lock_open(env, nslots, o.mode ? o.mode : 0644, &m, &size)))
 		goto fail;
-	if (is_blank(head, got, size)) {
-		/* New, empty, or created by an open that never finished. */
-		size_t os = vfs->page_size ? vfs->page_size(vfs) : env->gran;
-		env->psize = os < MK_MIN_PAGE   ? MK_MIN_PAGE
-			     : os > MK_MAX_PAGE ? MK_MAX_PAGE
-						: (unsigned)os;
-		empty_meta(&m, env->psize);
-		if (!(o.flags & MAPKV_RDONLY)) {
-			if ((rc = init_file(env, &m, created)))
-				goto fail;
-			size = 2ull * env->psize;
-		}
-	} else {
-		int bad;
-		if ((rc = choose_meta(env, head, got, size, UINT64_MAX, &m,
-				      &bad)))
-			goto fail;
-		env->psize = m.page_size;
-		if (bad >= 0 && !(o.flags & MAPKV_RDONLY) &&
-		    (rc = repair_meta(env, &m)))
-			goto fail;
-	}
-	unsigned unit =
-		env->gran > env->psize ? (unsigned)env->gran : env->psize;
+	unsigned unit = map_unit(env, env->psize);
 	maxsz = maxsz / unit * unit;
 	uint64_t maplen = (size + env->gran - 1) / env->gran * env->gran;
 	if (maxsz < maplen) {
@@ -579,13 +793,20 @@ int env_open_vfs(mapkv_env **out, const char *path, const mapkv_options *opts,
 				  : "unknown";
 	if (replaces && (rc = os_rwlock_create(&env->map_lock)))
 		goto fail;
-	if ((rc = lock_open(env, path, nslots, o.mode ? o.mode : 0644, &m)))
-		goto fail;
 	*out = env;
 	return 0;
 fail:
 	env_free(env);
 	return rc;
+}
+
+/* In a child after fork() (MAPKV_FORKED), what the environment holds in
+ * the lock file and on the database (locks shared with the parent through
+ * the inherited descriptors, the parent's reader slots) is the parent's:
+ * only this process's memory and descriptors are let go. */
+int env_forked(const mapkv_env *env)
+{
+	return env->pid != env->vfs->pid(env->vfs);
 }
 
 void env_close(mapkv_env *env)

@@ -34,7 +34,7 @@ typedef struct dbi_slot {
 struct mapkv_env {
 	os_vfs *vfs;
 	os_file *file;
-	char *path;
+	char *path; /* as given, then with symbolic links followed (env.c) */
 	unsigned flags;
 	unsigned psize;
 	uint64_t max_size; /* bytes reserved for the map */
@@ -63,8 +63,11 @@ struct mapkv_env {
 	/* The map could not be put back at its base (MAPKV_MAP_LOST): every
 	 * new transaction is refused until the environment is closed. */
 	_Atomic int map_lost;
+	/* The lock file was found truncated, removed or replaced
+	 * (env_check_lock): every new transaction is refused. */
+	_Atomic int lk_lost;
 	lk_table readers;
-	uint64_t pid;
+	uint64_t pid; /* of the process that opened it (env_forked) */
 
 	unsigned max_dbs; /* slots, including the main tree's */
 	dbi_slot *dbis;
@@ -140,5 +143,12 @@ struct mapkv_cursor {
 	size_t klen;
 	uint8_t key[MAPKV_MAX_KEY_SIZE]; /* writers: the position */
 };
+
+/* 1 in a child after fork(): the environment is the parent's
+ * (MAPKV_FORKED). */
+int env_forked(const mapkv_env *env);
+/* 0, or MAPKV_LOCK_LOST once the lock file was found truncated, removed or
+ * replaced (then for good), or the error of asking. */
+int env_check_lock(mapkv_env *env);
 
 #endif

@@ -59,6 +59,18 @@ const char *mapkv_strerror(int rc)
 	case MAPKV_MAP_LOST:
 		return "MAPKV_MAP_LOST: the map could not be mapped again at "
 		       "its address while the file grew; close the environment";
+	case MAPKV_FORKED:
+		return "MAPKV_FORKED: the environment was opened by another "
+		       "process (used after fork); open the database again in "
+		       "this process";
+	case MAPKV_LOCK_CONFLICT:
+		return "MAPKV_LOCK_CONFLICT: the database is in use through "
+		       "another lock file (a hard link or bind mount of it, a "
+		       "replaced database file, or a removed or replaced lock "
+		       "file); open it by the name the other processes use";
+	case MAPKV_LOCK_LOST:
+		return "MAPKV_LOCK_LOST: the lock file was truncated, removed "
+		       "or replaced while in use; close the environment";
 	default:
 		if (rc > 0)
 			return strerror(rc);

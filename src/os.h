@@ -33,6 +33,16 @@ typedef struct os_iov {
 #define OS_OPEN_RDONLY 0x1 /* read-only access */
 #define OS_OPEN_CREATE 0x2 /* create if missing */
 
+/* What the library asks about an open file (info()). */
+typedef struct os_fileinfo {
+	uint64_t size;     /* bytes */
+	uint64_t dev, ino; /* identity: two handles with equal pairs are of
+			      one file, whatever the paths they were opened
+			      by (device and inode; volume serial number and
+			      file index on Windows) */
+	uint64_t nlink;    /* names the file has; 0 once it was removed */
+} os_fileinfo;
+
 /* Lock kinds for lock(). */
 #define OS_LOCK_WRITER 0 /* the single-writer lock */
 
@@ -62,6 +72,17 @@ struct os_vfs {
 
 	/* Current size of the file in bytes. */
 	int (*size)(os_file *f, uint64_t *size);
+
+	/* Size, identity and link count of the open file (fstat). May be
+	 * NULL in a test table: the library then cannot tell two names of
+	 * one file apart (env.c). */
+	int (*info)(os_file *f, os_fileinfo *fi);
+
+	/* The path @path names once every symbolic link in it is followed
+	 * (realpath), in memory from alloc; the caller frees it. Where the
+	 * platform cannot tell, a copy of @path. May be NULL in a test
+	 * table: the path as given. */
+	int (*real_path)(os_vfs *vfs, const char *path, char **out);
 
 	/* Read exactly n bytes at off (short read past EOF: the missing tail
 	 * is zero-filled and *got says how many bytes were in the file). */
@@ -123,6 +144,12 @@ struct os_vfs {
 	int (*lock_byte)(os_file *f, uint64_t off, int exclusive, int wait);
 	int (*unlock_byte)(os_file *f, uint64_t off);
 
+	/* Does another handle (of this process or another) hold a lock, of
+	 * either kind, on any byte of [off, off + len) taken with
+	 * lock_byte? *held gets 1 or 0. Locks of @f itself do not count.
+	 * Offsets below 2^62. May be NULL in a test table. */
+	int (*lock_test)(os_file *f, uint64_t off, uint64_t len, int *held);
+
 	/* Map the first @len bytes of the file shared and writable (the lock
 	 * file, never the database). */
 	int (*map_rw)(os_file *f, size_t len, void **p);
@@ -130,6 +157,9 @@ struct os_vfs {
 
 	/* Is process @pid alive? */
 	int (*pid_alive)(os_vfs *vfs, uint64_t pid);
+	/* This process's id. Cheap (no system call on the common path): it
+	 * is compared at every transaction's begin to notice an environment
+	 * used in a child after fork(). */
 	uint64_t (*pid)(os_vfs *vfs);
 
 	/* Monotonic clock in nanoseconds. */

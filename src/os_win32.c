@@ -69,11 +69,12 @@
  *    that invalidates every pointer into the map of that file while it
  *    runs (only the library's own copy does it, on a file no one reads).
  *  - Byte-range locks are mandatory on Windows (they block ReadFile and
- *    WriteFile of other handles on those bytes), so the writer lock and
- *    the lock file's lock bytes sit at LOCK_BASE (2^62) + offset, far
- *    beyond any data. LockFileEx locks belong to the handle, which is what
- *    the OFD locks of os_posix.c give: two environments of one process
- *    exclude each other too. Windows cannot convert a lock in place, so a
+ *    WriteFile of other handles on those bytes), so the writer lock, the
+ *    lock file's lock bytes and the database's identity bytes (lock.h)
+ *    sit at LOCK_BASE (2^62) + offset, far beyond any data. LockFileEx
+ *    locks belong to the handle, which is what the OFD locks of
+ *    os_posix.c give: two environments of one process exclude each
+ *    other too. Windows cannot convert a lock in place, so a
  *    conversion is an unlock followed by a lock (env.c only converts while
  *    it holds the init byte, which makes that safe).
  *  - Files are opened with FILE_SHARE_READ | FILE_SHARE_WRITE |
@@ -490,6 +491,43 @@ static int w_size(os_file *f, uint64_t *size)
 	if (f == NULL || size == NULL)
 		return MAPKV_INVALID;
 	return file_size(f, size);
+}
+
+/* One call for size, links and a pending delete (a file removed while
+ * open stays until its last handle closes, but its name is gone: nlink 0
+ * as on POSIX), then the identity. */
+static int w_info(os_file *f, os_fileinfo *fi)
+{
+	FILE_STANDARD_INFO st;
+	BY_HANDLE_FILE_INFORMATION bh;
+
+	if (f == NULL || fi == NULL)
+		return MAPKV_INVALID;
+	if (!GetFileInformationByHandleEx(f->h, FileStandardInfo, &st,
+					  sizeof(st)))
+		return win_error();
+	if (!GetFileInformationByHandle(f->h, &bh))
+		return win_error();
+	fi->size = (uint64_t)st.EndOfFile.QuadPart;
+	fi->nlink = st.DeletePending ? 0 : (uint64_t)st.NumberOfLinks;
+	fi->dev = bh.dwVolumeSerialNumber;
+	fi->ino = (uint64_t)bh.nFileIndexHigh << 32 | bh.nFileIndexLow;
+	return 0;
+}
+
+/* Symbolic links are not followed here: a second name of an open
+ * database is refused by the identity lock instead (env.c). */
+static int w_real_path(os_vfs *vfs, const char *path, char **out)
+{
+	size_t n;
+
+	if (vfs == NULL || path == NULL || out == NULL)
+		return MAPKV_INVALID;
+	n = strlen(path) + 1;
+	if ((*out = vfs->alloc(vfs, n)) == NULL)
+		return MAPKV_NOMEM;
+	memcpy(*out, path, n);
+	return 0;
 }
 
 static int w_read(os_file *f, void *buf, size_t n, uint64_t off, size_t *got)
@@ -1128,6 +1166,34 @@ static int w_unlock_byte(os_file *f, uint64_t off)
 	return 0;
 }
 
+/* Windows has no "who holds this range": try to lock the range
+ * exclusively without waiting and give it back at once. A handle's own
+ * locks would count too, so the caller keeps them out of the range. */
+static int w_lock_test(os_file *f, uint64_t off, uint64_t len, int *held)
+{
+	OVERLAPPED ov;
+
+	if (f == NULL || held == NULL || len == 0 || off >= LOCK_BASE ||
+	    len > LOCK_BASE - off)
+		return MAPKV_INVALID;
+	memset(&ov, 0, sizeof(ov));
+	ov.Offset = (DWORD)(LOCK_BASE + off);
+	ov.OffsetHigh = (DWORD)((LOCK_BASE + off) >> 32);
+	if (LockFileEx(f->h,
+		       LOCKFILE_EXCLUSIVE_LOCK | LOCKFILE_FAIL_IMMEDIATELY, 0,
+		       (DWORD)len, (DWORD)(len >> 32), &ov)) {
+		UnlockFileEx(f->h, 0, (DWORD)len, (DWORD)(len >> 32), &ov);
+		*held = 0;
+		return 0;
+	}
+	if (GetLastError() == ERROR_LOCK_VIOLATION ||
+	    GetLastError() == ERROR_IO_PENDING) {
+		*held = 1;
+		return 0;
+	}
+	return win_error();
+}
+
 static int w_map_rw(os_file *f, size_t len, void **pp)
 {
 	HANDLE m;
@@ -1225,6 +1291,8 @@ static os_vfs win32_vfs = {
 	.open = w_open,
 	.close = w_close,
 	.size = w_size,
+	.info = w_info,
+	.real_path = w_real_path,
 	.read = w_read,
 	.write = w_write,
 	.resize = w_resize,
@@ -1240,6 +1308,7 @@ static os_vfs win32_vfs = {
 	.unlock = w_unlock,
 	.lock_byte = w_lock_byte,
 	.unlock_byte = w_unlock_byte,
+	.lock_test = w_lock_test,
 	.map_rw = w_map_rw,
 	.unmap_rw = w_unmap_rw,
 	.pid_alive = w_pid_alive,

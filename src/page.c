@@ -127,29 +127,68 @@ void pg_init(page *p, pgno_t pgno, unsigned flags, unsigned psize)
 	pg_st32(p + 12, 0);
 }
 
-int pg_check(const page *p, unsigned psize)
+/* Index of the lowest set bit of @b (b != 0). */
+static inline unsigned low_bit(uint64_t b)
 {
-	unsigned flags = pg_flags(p), n = pg_nkeys(p);
-	int leaf = (flags & MK_P_LEAF) != 0;
-	if (flags != MK_P_LEAF && flags != MK_P_BRANCH)
+#if defined(__GNUC__)
+	return (unsigned)__builtin_ctzll(b);
+#else
+	unsigned i = 0;
+	while (!(b & 1)) {
+		b >>= 1;
+		i++;
+	}
+	return i;
+#endif
+}
+
+static inline unsigned node_size(const uint8_t *nd, int leaf)
+{
+	return leaf ? nd_leaf_size(nd) : nd_branch_size(nd);
+}
+
+/* pg_check of a leaf (@leaf = 1) or branch page, compiled for each: the
+ * check runs on every page a writer copies, so it is kept lean. */
+#if defined(__GNUC__)
+#define CHECK_INLINE inline __attribute__((always_inline))
+#else
+#define CHECK_INLINE inline
+#endif
+static CHECK_INLINE int check_page(const page *p, unsigned psize,
+				   const int leaf)
+{
+	unsigned n = pg_nkeys(p);
+	unsigned upper = pg_upper(p);
+	if (pg_lower(p) != MK_PAGE_HDR + 2 * n || pg_lower(p) > upper ||
+	    upper > psize || psize > MK_MAX_PAGE || n > pg_max_nodes(psize))
 		return MAPKV_CORRUPT;
-	if (pg_lower(p) != MK_PAGE_HDR + 2 * n || pg_lower(p) > pg_upper(p) ||
-	    pg_upper(p) > psize)
-		return MAPKV_CORRUPT;
+	/* Nodes must not share bytes: a writer moves each by its recorded
+	 * size, and split and merge count on the nodes' bytes fitting the
+	 * heap. The start of each node is marked in a bit per heap byte
+	 * (offsets from upper) and its end kept. */
+	uint64_t starts[MK_MAX_PAGE / 64];
+	uint16_t ends[MK_MAX_PAGE / (2 + MK_BRANCH_HDR)];
+	unsigned heap = psize - upper, words = heap / 64 + 1, sum = 0;
+	memset(starts, 0, words * sizeof(starts[0]));
 	const uint8_t *pk = NULL;
 	unsigned pks = 0;
 	for (unsigned i = 0; i < n; i++) {
 		unsigned off = pg_slot(p, i);
 		unsigned hdr = leaf ? MK_LEAF_HDR : MK_BRANCH_HDR;
-		if (off < pg_upper(p) || off + hdr > psize)
+		if (off < upper || off + hdr > psize)
 			return MAPKV_CORRUPT;
 		const uint8_t *nd = p + off;
-		unsigned sz = leaf ? nd_leaf_size(nd) : nd_branch_size(nd);
+		if (leaf && (nd_flags(nd) & ~MK_N_BIG))
+			return MAPKV_CORRUPT;
 		if (leaf && !(nd_flags(nd) & MK_N_BIG) &&
 		    nd_leaf_vsize(nd) > psize)
 			return MAPKV_CORRUPT;
+		unsigned sz = node_size(nd, leaf), x = off - upper;
 		if (off + sz > psize)
 			return MAPKV_CORRUPT;
+		starts[x / 64] |= 1ull << (x % 64);
+		ends[i] = (uint16_t)(x + sz);
+		sum += sz;
 		const uint8_t *k = leaf ? nd_leaf_key(nd) : nd_branch_key(nd);
 		unsigned ks = leaf ? nd_leaf_ksize(nd) : nd_branch_ksize(nd);
 		if (!leaf && i == 0) {
@@ -164,5 +203,46 @@ int pg_check(const page *p, unsigned psize)
 		pk = k;
 		pks = ks;
 	}
-	return 0;
+	if (n == 0)
+		return 0;
+	if (sum > heap)
+		return MAPKV_CORRUPT;
+	if (sum == heap) {
+		/* Packed, as every page mapkv writes. Then the nodes tile the
+		 * heap exactly if its first byte starts a node and every
+		 * node's end (below P) starts another: an uncovered byte would
+		 * follow the end of some node. Covering the heap with as many
+		 * bytes as it has, they share none. */
+		if (!(starts[0] & 1))
+			return MAPKV_CORRUPT;
+		starts[heap / 64] |= 1ull << (heap % 64); /* P ends one */
+		for (unsigned i = 0; i < n; i++)
+			if (!(starts[ends[i] / 64] >> (ends[i] % 64) & 1))
+				return MAPKV_CORRUPT;
+		return 0;
+	}
+	/* A heap with gaps: no two nodes may start at one byte, and visiting
+	 * the starts in address order, each node must end before the next
+	 * begins. */
+	unsigned nstarts = 0, end = 0;
+	for (unsigned w = 0; w < words; w++) {
+		for (uint64_t b = starts[w]; b; b &= b - 1) {
+			unsigned x = w * 64 + low_bit(b);
+			if (x < end)
+				return MAPKV_CORRUPT;
+			end = x + node_size(p + upper + x, leaf);
+			nstarts++;
+		}
+	}
+	return nstarts == n ? 0 : MAPKV_CORRUPT;
+}
+
+int pg_check(const page *p, unsigned psize)
+{
+	unsigned flags = pg_flags(p);
+	if (flags == MK_P_LEAF)
+		return check_page(p, psize, 1);
+	if (flags == MK_P_BRANCH)
+		return check_page(p, psize, 0);
+	return MAPKV_CORRUPT;
 }

@@ -86,13 +86,33 @@
  *                necessarily a stored key.
  *   Keys compare as unsigned bytes (memcmp), a shorter key first when one
  *   is a prefix of the other.
+ *   A valid page: every node lies inside [upper, P), no two nodes share a
+ *   byte (so the node bytes and slots fit in P - 16 bytes, and a page holds
+ *   at most (P - 16) / 8 nodes), keys are 1..1024 bytes (branch node 0:
+ *   empty) and strictly increasing, and a leaf node's flags are 0 or
+ *   MK_N_BIG. A valid tree reaches each of its pages (and overflow runs)
+ *   by exactly one path, all leaves at the depth its record gives, and
+ *   each leaf's keys lie above those of the leaf before it.
+ *
+ * INLINE LIMIT
+ *   A leaf node is at most NODE_MAX = (P - 16) / 2 - 2 bytes (header, key
+ *   and inline value; pg_node_max): 2038, 4086, 8182, 16374 bytes for P =
+ *   4, 8, 16, 32 KiB. Any two nodes with their slots then fill at most the
+ *   P - 16 bytes after the page header. A value is stored inline when
+ *   8 + key size + value size <= NODE_MAX, otherwise in overflow pages
+ *   (the node then holds the 4-byte page number: 8 + key size + 4 bytes,
+ *   within NODE_MAX since keys are at most 1024 bytes). Branch nodes are
+ *   at most 6 + 1024 bytes, also within NODE_MAX. So a page that must take
+ *   one more node can always be split in two by bytes: the cut just
+ *   before or just after the new node leaves both halves within a page
+ *   (see split_page in btree.c); no node ever needs a page of its own.
  *
  * OVERFLOW PAGES
- *   A value too large for a leaf (node over MK_NODE_MAX) lives in a run of
+ *   A value too large for a leaf (a node over NODE_MAX) lives in a run of
  *   contiguous pages: a page header (flags MK_P_OVERFLOW, ovpages = run
  *   length) then the value bytes, continuing across the following pages
  *   with no further headers, so that a reader gets one pointer into the
- *   map.
+ *   map. A run holds ceil((16 + value size) / P) pages.
  *
  * FREE-PAGE TREE (tree[2])
  *   An ordinary B+tree of this format. Key: 16 bytes, two big-endian
@@ -288,12 +308,22 @@ static inline void nd_set_child(uint8_t *n, pgno_t c)
 	pg_st32(n, c);
 }
 
-/* Largest node (header + key + inline value) a leaf keeps inline, with its
- * slot: half of the usable space, so any two nodes fit in one page and a
- * split always succeeds. A larger value goes to overflow pages. */
+/* Largest node (header + key + inline value) a leaf keeps inline: with
+ * its 2-byte slot, half of the P - 16 bytes after the page header, so any
+ * two nodes fit in one page and a split always succeeds (INLINE LIMIT
+ * above). A larger value goes to overflow pages. */
 static inline unsigned pg_node_max(unsigned psize)
 {
 	return (psize - MK_PAGE_HDR) / 2 - 2;
+}
+
+/* Most nodes a valid page holds: the smallest node is a branch node 0 (6
+ * bytes, empty key), and nodes and slots never share bytes. pg_check
+ * enforces it, so arrays of pg_max_nodes(P) + 1 entries hold the nodes of
+ * any page plus one new node. */
+static inline unsigned pg_max_nodes(unsigned psize)
+{
+	return (psize - MK_PAGE_HDR) / (2 + MK_BRANCH_HDR);
 }
 
 /* Entries in one free-page record: the node (8-byte header, 16-byte key,
@@ -363,11 +393,14 @@ int pg_meta_decode(const uint8_t *in, size_t len, mk_meta *m);
 /* Initialise an empty branch or leaf page. */
 void pg_init(page *p, pgno_t pgno, unsigned flags, unsigned psize);
 
-/* Check that a branch/leaf page's header and slots are consistent with a
- * page of @psize bytes: every node lies inside the page, keys are in
- * order. Returns 0 or MAPKV_CORRUPT. Searches run only the header check
- * (pg_check_hdr) and per-node bounds checks; this full one runs in the
- * integrity checker and before a writer modifies a page it copied. */
+/* Check that a branch/leaf page of @psize bytes is valid (BRANCH AND LEAF
+ * PAGES above): header and slots consistent, every node inside the node
+ * heap and sharing no byte with another, keys 1..MAPKV_MAX_KEY_SIZE bytes
+ * and strictly increasing. Returns 0 or MAPKV_CORRUPT. Searches run only
+ * the header check (pg_check_hdr) and per-node bounds checks; this full
+ * one runs in the integrity checker and on every committed page a writer
+ * copies, edits or moves nodes from, so nodes can be moved by their
+ * recorded sizes and nkeys is at most pg_max_nodes(). */
 int pg_check(const page *p, unsigned psize);
 
 /* The header-only check done on every page visit. */

@@ -21,7 +21,8 @@
  *      one (open verifies the pages and falls back to the other meta if
  *      any is missing or torn); otherwise 3 ends with a sync of its own, so
  *      the pages are durable before the meta page is written;
- *   5. publish the meta to this process's readers.
+ *   5. publish the meta in the lock file, to the readers of every process
+ *      (lock.h: the published meta is always the newest commit).
  * A crash before 4 completes leaves the previous meta as the newest valid
  * one (a torn meta page fails its checksum, an incomplete commit fails
  * verification), and the previous tree's pages were not touched: steps
@@ -63,12 +64,18 @@ uint64_t txn_read_meta(mapkv_env *env, mk_meta *m)
 	}
 }
 
+/* Only under the writer lock (or by an opener alone on the lock file),
+ * and only ever a newer commit than the one published (lock.h). The store
+ * is sequentially consistent: with the reader's store of its slot and
+ * load of meta_seq (begin_read), and the writer's scan of the slots after
+ * this, either the writer sees the reader's snapshot or the reader sees
+ * this commit and takes it instead (lock.c). */
 void txn_publish_meta(mapkv_env *env, const mk_meta *m)
 {
 	lk_header *h = env->lk;
 	uint64_t s = atomic_load(&h->meta_seq);
 	memcpy(&h->meta[(s + 1) & 1], m, sizeof(*m));
-	atomic_store_explicit(&h->meta_seq, s + 1, memory_order_release);
+	atomic_store(&h->meta_seq, s + 1);
 }
 
 int txn_fail(mapkv_txn *txn, int rc)
@@ -823,14 +830,26 @@ static int begin_write(mapkv_env *env, mapkv_txn *txn, unsigned flags)
 		rc = MAPKV_MAP_LOST;
 		goto fail;
 	}
-	/* Another process may have committed: start from the disk. */
+	/* The table must still be there before the writer reads it: one
+	 * fstat per write transaction (env_check_lock). */
+	if ((rc = env_check_lock(env)))
+		goto fail;
+	/* Start from the disk: a writer killed between its meta page and
+	 * its publication left a commit only the disk knows. */
 	if ((rc = env_load_meta(env, &txn->meta)))
 		goto fail;
 	/* Freed slots of dead readers give their pages back. */
 	lk_reap(&env->readers, env->pid, env_pid_alive, env);
 	mk_meta pub;
 	txn_read_meta(env, &pub);
-	if (txn->meta.txnid != pub.txnid)
+	if (txn->meta.txnid < pub.txnid) {
+		/* The file lost a commit every process was told of: damaged
+		 * (or truncated) by another program. Never publish backwards:
+		 * readers would register a snapshot whose pages were reused. */
+		rc = MAPKV_CORRUPT;
+		goto fail;
+	}
+	if (txn->meta.txnid > pub.txnid)
 		txn_publish_meta(env, &txn->meta);
 	txn->txnid = txn->meta.txnid + 1;
 	if ((rc = pager_begin(&txn->pg, env, txn->meta.last_pgno, 1)))
@@ -845,6 +864,12 @@ fail:
 
 int txn_begin(mapkv_env *env, unsigned flags, mapkv_txn **out)
 {
+	/* Before anything is locked: in a child after fork() the mutexes,
+	 * the file locks and the reader slots are the parent's. */
+	if (env_forked(env))
+		return MAPKV_FORKED;
+	if (atomic_load(&env->lk_lost))
+		return MAPKV_LOCK_LOST;
 	mapkv_txn *txn = env->vfs->alloc(env->vfs, sizeof(*txn));
 	if (!txn)
 		return MAPKV_NOMEM;
@@ -871,12 +896,21 @@ static void txn_free(mapkv_txn *txn, int committed)
 	for (struct mapkv_cursor *c = txn->cursors; c; c = c->next)
 		c->txn = NULL;
 	/* Before the writer lock goes: the next writer must find the
-	 * handles of trees this one failed to create already closed. */
-	dbi_end(txn, committed);
+	 * handles of trees this one failed to create already closed. (Not
+	 * in a child after fork(): its copy of the handle table is unused,
+	 * and the mutex may have been copied held.) */
+	if (!env_forked(env))
+		dbi_end(txn, committed);
 	pager_end(&txn->pg);
 	if (txn->named)
 		env->vfs->free(env->vfs, txn->named);
-	if (txn->flags & MAPKV_RDONLY) {
+	if (env_forked(env)) {
+		/* Inherited across fork(): the reader slot and the writer
+		 * lock (held through the shared descriptor) are the
+		 * parent's, and stay as they are. */
+		if (!(txn->flags & MAPKV_RDONLY))
+			env->wtxn = NULL;
+	} else if (txn->flags & MAPKV_RDONLY) {
 		if (env->map_lock)
 			os_rwlock_rdunlock(env->map_lock);
 		lk_reader_release(&env->readers, txn->slot);
@@ -949,6 +983,10 @@ static int commit_write(mapkv_txn *txn)
 int txn_commit(mapkv_txn *txn)
 {
 	int rc = 0;
+	if (env_forked(txn->env)) {
+		txn_free(txn, 0);
+		return MAPKV_FORKED;
+	}
 	if (txn->flags & MAPKV_RDONLY) {
 		txn_free(txn, 1);
 		return 0;

@@ -41,7 +41,8 @@ int txn_dbi_list(mapkv_txn *txn, int (*fn)(void *ctx, const char *name),
 /* Copy the last published commit's meta without taking a lock; returns
  * the publication count it was read at. */
 uint64_t txn_read_meta(mapkv_env *env, mk_meta *m);
-/* Publish a new commit's meta to this process's readers. */
+/* Publish a newer commit's meta in the lock file, to the readers of every
+ * process (only under the writer lock: lock.h). */
 void txn_publish_meta(mapkv_env *env, const mk_meta *m);
 
 /* Count of pages recorded in the free-page tree of @txn's snapshot. */

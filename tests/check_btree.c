@@ -1,7 +1,11 @@
 /*
  * check_btree.c: the B+tree through the public API: random operations
- * against a model, overflow values, key limits, fill factor of sequential
- * loads, rebalancing on delete, very large values.
+ * against a model with keys and values of every size at every page size,
+ * splits at the sequential-run and size thresholds, overflow values, key
+ * limits, fill factor of sequential loads, rebalancing on delete, very
+ * large values; and hand-made damaged files that writers, cursors and
+ * walks must refuse with MAPKV_CORRUPT (built with the accessors of
+ * src/page.h).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -12,105 +16,430 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "env.h"
+#include "os.h"
+#include "page.h"
+
+int env_open_vfs(mapkv_env **out, const char *path, const mapkv_options *opts,
+		 os_vfs *vfs);
+
 #define PAGE 4096u
 
-/* Key number @idx of the random workload: 1..64 bytes, 1 % of them exactly
- * MAPKV_MAX_KEY_SIZE; contents random (short keys collide on purpose, the
- * model works on bytes). */
-static size_t rnd_key(uint64_t idx, unsigned char *buf)
+/* ---- page sizes ---------------------------------------------------------
+ * The API has no page size option: a new file takes the OS page size. A
+ * file made through a test OS layer that reports another page size keeps
+ * it for life, and opens normally afterwards. */
+
+static os_vfs ps_vfs;
+static size_t ps_want;
+
+static size_t ps_page_size(os_vfs *v)
 {
-	uint64_t h = tu_mix64(idx * 31 + 7);
-	size_t len = (h % 100 == 0) ? MAPKV_MAX_KEY_SIZE : 1 + (h >> 8) % 64;
-	tu_fill_bytes(buf, len, idx);
+	(void)v;
+	return ps_want;
+}
+
+/* Create tu_path(@name) as an empty database of @psize-byte pages. */
+static void create_with_page_size(const char *name, unsigned psize)
+{
+	ps_vfs = *os_default_vfs();
+	ps_vfs.page_size = ps_page_size;
+	ps_want = psize;
+	mapkv_env *env;
+	mapkv_options o;
+	memset(&o, 0, sizeof(o));
+	o.max_size = tu_default_max_size();
+	ck_assert_rc(env_open_vfs(&env, tu_path(name), &o, &ps_vfs), 0);
+	/* A file holding only the empty database's meta pages counts as one
+	 * whose creation never finished (and would take the OS page size
+	 * again): commit once. */
+	mapkv_txn *txn = tu_begin(env, 0);
+	tu_put_str(txn, 0, "x", "");
+	tu_commit(txn);
+	txn = tu_begin(env, 0);
+	ck_assert_rc(tu_del_rc(txn, 0, "x", 1), 0);
+	tu_commit(txn);
+	mapkv_close(env);
+	env = tu_open(name, 0, 0);
+	ck_assert_uint_eq(tu_env_info(env).page_size, psize);
+	mapkv_close(env);
+}
+
+static const unsigned page_sizes[] = {4096, 8192, 16384, 32768};
+
+/* mapkv_check finds nothing wrong with the file. */
+static void check_file(mapkv_env *env)
+{
+	mapkv_txn *txn = tu_begin(env, MAPKV_RDONLY);
+	uint64_t problems = 0;
+	int rc = mapkv_check(txn, NULL, NULL, &problems);
+	tu_check(rc == 0 && problems == 0, "mapkv_check: %s, %llu problems",
+		 mapkv_strerror(rc), (unsigned long long)problems);
+	mapkv_txn_abort(txn);
+}
+
+/* ---- sizes from the whole space ------------------------------------------ */
+
+/* Largest value stored inline with a key of @klen bytes (page.h, INLINE
+ * LIMIT). */
+static size_t inline_max(unsigned psize, size_t klen)
+{
+	return (psize - 16) / 2 - 2 - 8 - klen;
+}
+
+/* Key number @id of a workload: its length is drawn from 1..
+ * MAPKV_MAX_KEY_SIZE with weight on short keys and on the longest ones
+ * (long separators, few per branch page); contents depend on @id only. */
+static size_t model_key(uint64_t id, unsigned char *buf)
+{
+	uint64_t h = tu_mix64(id * 0x9e37 + 11);
+	uint64_t p = h % 100, x = h >> 8;
+	size_t len;
+	if (p < 40)
+		len = 1 + x % 16;
+	else if (p < 65)
+		len = 17 + x % 239;
+	else if (p < 85)
+		len = 256 + x % (MAPKV_MAX_KEY_SIZE - 256);
+	else if (p < 95)
+		len = MAPKV_MAX_KEY_SIZE;
+	else
+		len = MAPKV_MAX_KEY_SIZE - 1 - x % 2;
+	tu_fill_bytes(buf, len, id);
 	return len;
 }
 
-static size_t rnd_vsize(tu_rng *r)
+/* A value size for a key of @klen bytes in pages of @psize bytes: every
+ * threshold and its neighbours (inline limit, half page, page, the sizes
+ * where an overflow run takes one more page) and spans of several pages. */
+static size_t model_vsize(tu_rng *r, unsigned psize, size_t klen)
 {
-	uint64_t p = tu_rng_below(r, 100);
-	if (p < 85)
-		return (size_t)tu_rng_below(r, 101);
-	if (p < 97)
-		return (size_t)tu_rng_range(r, 100, 1500);
-	return (size_t)tu_rng_range(r, 1500, 6000);
+	size_t lim = inline_max(psize, klen), m;
+	switch (tu_rng_below(r, 16)) {
+	case 0:
+		return (size_t)tu_rng_below(r, 3); /* 0, 1, 2 */
+	case 1:
+	case 2:
+	case 3:
+		return (size_t)tu_rng_below(r, 200);
+	case 4:
+	case 5:
+		return (size_t)tu_rng_below(r, lim + 1); /* any inline */
+	case 6:
+	case 7:
+		return lim - 1 + (size_t)tu_rng_below(r, 3); /* limit +-1 */
+	case 8:
+		return psize / 2 - 2 + (size_t)tu_rng_below(r, 5);
+	case 9:
+		return psize - 16 - 1 + (size_t)tu_rng_below(r, 3);
+	case 10:
+		return psize - 1 + (size_t)tu_rng_below(r, 3);
+	case 11:
+		/* An overflow run of m pages holds up to m * P - 16 bytes. */
+		m = 1 + (size_t)tu_rng_below(r, 4);
+		return m * psize - 16 - 1 + (size_t)tu_rng_below(r, 3);
+	case 12:
+		return (size_t)tu_rng_below(r, 3 * (uint64_t)psize + 1);
+	default:
+		return (size_t)tu_rng_range(r, lim / 4, lim); /* fills pages */
+	}
 }
 
-START_TEST(test_random_ops_match_model_after_every_commit)
+/* Compare a cursor walk of up to @steps moves from a random key (both
+ * directions) with the model. */
+static void model_cursor_walk(mapkv_txn *txn, const tu_model *m, tu_rng *r,
+			      const unsigned char *k, size_t kl, int steps)
 {
-	const uint64_t nops = tu_scale(200000, 1000000);
-	const uint64_t batch = 5000;
-	const uint64_t keyspace = nops / 2;
-	tu_rng r;
-	tu_rng_init(&r, tu_seed(0xb7ee01));
-	mapkv_env *env = tu_open("db", 0, 0);
-	tu_model *work = tu_model_new();
-	tu_model *committed = tu_model_new();
-	unsigned char kbuf[MAPKV_MAX_KEY_SIZE];
-	unsigned char *vbuf = malloc(8192);
-	ck_assert_ptr_nonnull(vbuf);
-	uint64_t nbatch = 0;
+	mapkv_cursor *cur;
+	ck_assert_rc(mapkv_cursor_open(txn, 0, &cur), 0);
+	int dir = (int)tu_rng_below(r, 2);
+	mapkv_val key = {k, kl}, v;
+	const tu_entry *e;
+	int rc;
+	switch (tu_rng_below(r, 4)) {
+	case 0:
+		rc = mapkv_cursor_get(cur, &key, &v, MAPKV_FIRST);
+		e = tu_model_first(m);
+		break;
+	case 1:
+		rc = mapkv_cursor_get(cur, &key, &v, MAPKV_LAST);
+		e = tu_model_last(m);
+		break;
+	default:
+		rc = mapkv_cursor_get(cur, &key, &v, MAPKV_SEEK);
+		e = tu_model_ceil(m, k, kl, 0);
+		break;
+	}
+	for (int i = 0;; i++) {
+		if (!e) {
+			ck_assert_rc(rc, MAPKV_NOTFOUND);
+			break;
+		}
+		ck_assert_rc(rc, 0);
+		tu_check(key.size == e->klen &&
+				 memcmp(key.data, e->key, e->klen) == 0 &&
+				 v.size == e->vlen &&
+				 memcmp(v.data, e->val, e->vlen) == 0,
+			 "cursor step %d (%s): got key %s (%zu bytes, value "
+			 "%zu bytes), expected %s (%zu bytes, value %zu bytes)",
+			 i, dir ? "prev" : "next", tu_fmt(key.data, key.size),
+			 key.size, v.size, tu_fmt(e->key, e->klen), e->klen,
+			 e->vlen);
+		if (i == steps)
+			break;
+		e = dir ? tu_model_floor(m, e->key, e->klen, 1)
+			: tu_model_ceil(m, e->key, e->klen, 1);
+		rc = mapkv_cursor_get(cur, &key, &v,
+				      dir ? MAPKV_PREV : MAPKV_NEXT);
+	}
+	mapkv_cursor_close(cur);
+}
 
-	for (uint64_t op = 0; op < nops; nbatch++) {
+/* What a batch changed in the model, to undo it when the batch aborts
+ * (cheaper than a copy of the whole model per batch). */
+typedef struct undo_ent {
+	unsigned char *key, *val; /* val NULL: the key was absent */
+	size_t klen, vlen;
+} undo_ent;
+
+typedef struct undo_log {
+	undo_ent *e;
+	size_t n, cap;
+} undo_log;
+
+/* Note the model's state of a key about to change. */
+static void undo_note(undo_log *u, const tu_model *m, const void *k, size_t kl)
+{
+	if (u->n == u->cap) {
+		u->cap = u->cap ? 2 * u->cap : 256;
+		u->e = realloc(u->e, u->cap * sizeof(*u->e));
+		ck_assert_ptr_nonnull(u->e);
+	}
+	undo_ent *x = &u->e[u->n++];
+	const tu_entry *e = tu_model_get(m, k, kl);
+	x->key = malloc(kl);
+	ck_assert_ptr_nonnull(x->key);
+	memcpy(x->key, k, kl);
+	x->klen = kl;
+	x->val = NULL;
+	x->vlen = 0;
+	if (e) {
+		x->val = malloc(e->vlen + 1);
+		ck_assert_ptr_nonnull(x->val);
+		memcpy(x->val, e->val, e->vlen);
+		x->vlen = e->vlen;
+	}
+}
+
+/* Forget the log (@m keeps its state), or roll @m back (undo != 0). */
+static void undo_end(undo_log *u, tu_model *m, int undo)
+{
+	for (size_t i = u->n; i-- > 0;) {
+		undo_ent *x = &u->e[i];
+		if (undo && x->val)
+			tu_model_put(m, x->key, x->klen, x->val, x->vlen);
+		else if (undo)
+			tu_model_del(m, x->key, x->klen);
+		free(x->key);
+		free(x->val);
+	}
+	u->n = 0;
+}
+
+/*
+ * Random operations against the model at page size @psize: puts that
+ * insert or overwrite (some with MAPKV_NOOVERWRITE), runs of consecutive
+ * keys (the sequential split path), deletes of present keys (merges),
+ * gets, cursor walks both ways; batches end in a commit or an abort; the
+ * workload alternates between growing and shrinking the tree. Keys and
+ * values are drawn from the whole size space (model_key, model_vsize).
+ */
+static void model_run(unsigned psize, uint64_t nops, uint64_t seed)
+{
+	/* About 8 MiB of live data at any page size. */
+	const uint64_t keyspace = 3000 * 4096 / psize + 300;
+	tu_rng r;
+	tu_rng_init(&r, seed);
+	create_with_page_size("db", psize);
+	mapkv_env *env = tu_open("db", MAPKV_NOSYNC, 0);
+	tu_model *m = tu_model_new();
+	undo_log undo = {NULL, 0, 0};
+	unsigned char kbuf[MAPKV_MAX_KEY_SIZE];
+	unsigned char *vbuf = malloc(4 * (size_t)psize + 64);
+	ck_assert_ptr_nonnull(vbuf);
+	uint64_t op = 0, nbatch = 0, aborts = 0;
+	int shrink = 0;
+
+	while (op < nops) {
+		/* Phases of growth and shrinkage (merges), keeping the tree
+		 * between a quarter and twice the key space (runs add keys
+		 * outside it). */
+		size_t cnt = tu_model_count(m);
+		if (cnt > 2 * keyspace || cnt < keyspace / 4)
+			shrink = cnt > 2 * keyspace;
+		else if (nbatch % 25 == 24)
+			shrink = !shrink;
 		mapkv_txn *txn = tu_begin(env, 0);
-		for (uint64_t j = 0; j < batch && op < nops; j++, op++) {
-			size_t kl = rnd_key(tu_rng_below(&r, keyspace), kbuf);
-			const tu_entry *e = tu_model_get(work, kbuf, kl);
+		uint64_t len = 1 + tu_rng_below(&r, 150);
+		for (uint64_t j = 0; j < len && op < nops; j++, op++) {
 			uint64_t kind = tu_rng_below(&r, 100);
-			mapkv_val v = {NULL, 0};
-			int rc;
-			if (kind < 45) { /* put (insert or replace) */
-				size_t vl = rnd_vsize(&r);
-				tu_fill_bytes(vbuf, vl, op);
-				tu_put(txn, 0, kbuf, kl, vbuf, vl);
-				tu_model_put(work, kbuf, kl, vbuf, vl);
-			} else if (kind < 55) { /* put, no overwrite */
-				size_t vl = rnd_vsize(&r);
-				tu_fill_bytes(vbuf, vl, op);
-				rc = tu_put_rc(txn, 0, kbuf, kl, vbuf, vl,
-					       MAPKV_NOOVERWRITE);
-				ck_assert_rc(rc, e ? MAPKV_EXISTS : 0);
+			size_t kl = model_key(tu_rng_below(&r, keyspace), kbuf);
+			const tu_entry *e;
+			if (kind < (shrink ? 65u : 15u) &&
+			    tu_model_count(m) > 0) {
+				/* Delete a present key (the next one). */
+				e = tu_model_ceil(m, kbuf, kl, 0);
 				if (!e)
-					tu_model_put(work, kbuf, kl, vbuf, vl);
-			} else if (kind < 80) { /* delete */
-				rc = tu_del_rc(txn, 0, kbuf, kl);
+					e = tu_model_first(m);
+				kl = e->klen;
+				memcpy(kbuf, e->key, kl);
+				undo_note(&undo, m, kbuf, kl);
+				ck_assert_rc(tu_del_rc(txn, 0, kbuf, kl), 0);
+				tu_model_del(m, kbuf, kl);
+				continue;
+			}
+			e = tu_model_get(m, kbuf, kl);
+			if (kind < 70) { /* put: insert or overwrite */
+				size_t vl = model_vsize(&r, psize, kl);
+				tu_fill_bytes(vbuf, vl, op);
+				int noov = tu_rng_below(&r, 8) == 0;
+				int rc =
+					tu_put_rc(txn, 0, kbuf, kl, vbuf, vl,
+						  noov ? MAPKV_NOOVERWRITE : 0);
+				ck_assert_rc(rc, e && noov ? MAPKV_EXISTS : 0);
+				if (!(e && noov)) {
+					undo_note(&undo, m, kbuf, kl);
+					tu_model_put(m, kbuf, kl, vbuf, vl);
+				}
+			} else if (kind < 74) {
+				/* A run of consecutive keys after this one,
+				 * each inserted just after the previous. */
+				uint64_t n = 2 + tu_rng_below(&r, 14);
+				if (kl > MAPKV_MAX_KEY_SIZE - 4)
+					kl = MAPKV_MAX_KEY_SIZE - 4;
+				for (uint64_t i = 0; i < n; i++) {
+					unsigned char *x = kbuf + kl;
+					x[0] = 0xff, x[1] = 0xfe;
+					x[2] = (unsigned char)(i >> 8);
+					x[3] = (unsigned char)i;
+					size_t vl =
+						model_vsize(&r, psize, kl + 4);
+					tu_fill_bytes(vbuf, vl, op * 64 + i);
+					tu_put(txn, 0, kbuf, kl + 4, vbuf, vl);
+					undo_note(&undo, m, kbuf, kl + 4);
+					tu_model_put(m, kbuf, kl + 4, vbuf, vl);
+				}
+			} else if (kind < 78) {
+				int rc = tu_del_rc(txn, 0, kbuf, kl);
 				ck_assert_rc(rc, e ? 0 : MAPKV_NOTFOUND);
-				tu_model_del(work, kbuf, kl);
-			} else { /* lookup */
-				rc = tu_get_rc(txn, 0, kbuf, kl, &v);
+				undo_note(&undo, m, kbuf, kl);
+				tu_model_del(m, kbuf, kl);
+			} else if (kind < 94) {
+				mapkv_val v;
+				int rc = tu_get_rc(txn, 0, kbuf, kl, &v);
 				ck_assert_rc(rc, e ? 0 : MAPKV_NOTFOUND);
 				if (e)
 					tu_check(v.size == e->vlen &&
 							 memcmp(v.data, e->val,
 								e->vlen) == 0,
-						 "op %llu: get %s gave %s, "
-						 "expected %s",
+						 "op %llu: get %s: %zu bytes, "
+						 "expected %zu",
 						 (unsigned long long)op,
-						 tu_fmt(kbuf, kl),
-						 tu_fmt(v.data, v.size),
-						 tu_fmt(e->val, e->vlen));
+						 tu_fmt(kbuf, kl), v.size,
+						 e->vlen);
+			} else {
+				model_cursor_walk(txn, m, &r, kbuf, kl,
+						  (int)tu_rng_below(&r, 40));
 			}
 		}
-		if (nbatch % 10 == 9)
-			tu_verify_txn(txn, 0, work); /* uncommitted state */
-		if (nbatch % 8 == 7) {
-			/* Abort: the batch must vanish without a trace. */
+		if (nbatch % 16 == 15)
+			tu_verify_txn(txn, 0, m); /* uncommitted state */
+		if (tu_rng_below(&r, 8) == 0) {
 			mapkv_txn_abort(txn);
-			tu_model_free(work);
-			work = tu_model_clone(committed);
+			undo_end(&undo, m, 1);
+			aborts++;
 		} else {
 			tu_commit(txn);
-			tu_model_free(committed);
-			committed = tu_model_clone(work);
+			undo_end(&undo, m, 0);
 		}
-		tu_verify_db(env, 0, committed);
+		if (nbatch % 16 == 7)
+			tu_verify_db(env, 0, m);
+		if (nbatch % 64 == 63) {
+			mapkv_close(env);
+			env = tu_open("db", MAPKV_NOSYNC, 0);
+		}
+		nbatch++;
 	}
+	tu_check(aborts > 0 || nbatch < 8, "%llu batches, none aborted",
+		 (unsigned long long)nbatch);
+	tu_verify_db(env, 0, m);
 	mapkv_close(env);
 	env = tu_open("db", 0, 0);
-	tu_verify_db(env, 0, committed);
+	tu_verify_db(env, 0, m);
+	mapkv_txn *txn = tu_begin(env, MAPKV_RDONLY);
+	ck_assert_uint_eq(tu_stat(txn, 0).entries, tu_model_count(m));
+	mapkv_txn_abort(txn);
+	check_file(env);
 	mapkv_close(env);
 	free(vbuf);
-	tu_model_free(work);
-	tu_model_free(committed);
+	free(undo.e);
+	tu_model_free(m);
+}
+
+START_TEST(test_random_ops_of_every_size_match_model_at_every_page_size)
+{
+	unsigned psize = page_sizes[_i];
+	/* 10^6 operations at the default page size under MAPKV_TEST_LONG. */
+	uint64_t nops = psize == 4096 ? tu_scale(25000, 1000000)
+				      : tu_scale(8000, 250000);
+	model_run(psize, nops, tu_seed(0xb7ee01 + psize));
+}
+END_TEST
+
+/* Bug 1 of issue 11: a leaf insert right after the previous one split the
+ * page at the new node without counting bytes, so the new node and a large
+ * tail of the page went to one page and overflowed it (SIGSEGV). Leaf
+ * "a b . y z": y and z take 3/4 of a page; "b" was just inserted; "c" (a
+ * big node) goes after it. Then the run continues. At every page size. */
+START_TEST(test_split_after_a_run_with_a_large_tail_keeps_both_pages_valid)
+{
+	unsigned psize = page_sizes[_i], usable = psize - 16;
+	create_with_page_size("db", psize);
+	mapkv_env *env = tu_open("db", MAPKV_NOSYNC, 0);
+	tu_model *m = tu_model_new();
+	unsigned char *v = malloc(psize);
+	ck_assert_ptr_nonnull(v);
+	/* (key, node bytes with slot) in insertion order */
+	struct {
+		const char *k;
+		unsigned node;
+	} seq[] = {{"a", 20},
+		   {"y", usable * 37 / 100},
+		   {"z", usable * 37 / 100},
+		   {"b", 20},
+		   {"c", usable * 45 / 100},
+		   {"c1", usable * 45 / 100},
+		   {"c2", usable * 30 / 100},
+		   {"c3", usable * 45 / 100}};
+	mapkv_txn *txn = tu_begin(env, 0);
+	for (size_t i = 0; i < sizeof(seq) / sizeof(seq[0]); i++) {
+		size_t kl = strlen(seq[i].k);
+		size_t vl = seq[i].node - 2 - 8 - kl;
+		ck_assert_uint_le(vl, inline_max(psize, kl));
+		tu_fill_bytes(v, vl, i);
+		tu_put(txn, 0, seq[i].k, kl, v, vl);
+		tu_model_put(m, seq[i].k, kl, v, vl);
+		tu_verify_txn(txn, 0, m);
+	}
+	tu_commit(txn);
+	tu_verify_db(env, 0, m);
+	mapkv_close(env);
+	env = tu_open("db", 0, 0);
+	tu_verify_db(env, 0, m);
+	check_file(env);
+	mapkv_close(env);
+	free(v);
+	tu_model_free(m);
 }
 END_TEST
 
@@ -629,11 +958,400 @@ START_TEST(test_one_huge_value_round_trips)
 }
 END_TEST
 
+/* ---- hand-made damaged files ---------------------------------------------
+ * Pages laid out as page.h describes them: header (pgno at 0, flags at 4,
+ * nkeys at 6, lower at 8, upper at 10), slots, nodes packed at the end;
+ * leaf node: flags, 0, ksize (2), vsize (4), key, value; branch node:
+ * child (4), ksize (2), key. Both meta pages point at the tree. */
+
+typedef struct img {
+	unsigned ps, npages;
+	uint8_t *b;
+} img;
+
+static img img_new(unsigned ps, unsigned npages)
+{
+	img im = {ps, npages, calloc(npages, ps)};
+	ck_assert_ptr_nonnull(im.b);
+	return im;
+}
+
+static page *img_page(img *im, pgno_t n, unsigned flags)
+{
+	ck_assert_uint_lt(n, im->npages);
+	page *p = im->b + (size_t)n * im->ps;
+	pg_init(p, n, flags, im->ps);
+	return p;
+}
+
+/* Add a node of @size bytes after the last one (slot included). */
+static uint8_t *img_node(page *p, unsigned size)
+{
+	unsigned n = pg_nkeys(p), upper = pg_upper(p) - size;
+	ck_assert_uint_ge(upper, pg_lower(p) + 2);
+	pg_st16(p + MK_PAGE_HDR + 2 * n, (uint16_t)upper);
+	pg_st16(p + 6, (uint16_t)(n + 1));
+	pg_st16(p + 8, (uint16_t)(pg_lower(p) + 2));
+	pg_st16(p + 10, (uint16_t)upper);
+	return p + upper;
+}
+
+/* A leaf node whose header says @vsize value bytes, of which @stored are
+ * in the page. */
+static void img_leaf(page *p, const void *k, unsigned ks, uint32_t vsize,
+		     unsigned stored)
+{
+	uint8_t *n = img_node(p, MK_LEAF_HDR + ks + stored);
+	n[0] = n[1] = 0;
+	pg_st16(n + 2, (uint16_t)ks);
+	pg_st32(n + 4, vsize);
+	memcpy(n + MK_LEAF_HDR, k, ks);
+	memset(n + MK_LEAF_HDR + ks, 'v', stored);
+}
+
+/* A branch node whose header says @ks key bytes, of which @stored are in
+ * the page. */
+static void img_branch(page *p, pgno_t child, const void *k, unsigned ks,
+		       unsigned stored)
+{
+	uint8_t *n = img_node(p, MK_BRANCH_HDR + stored);
+	pg_st32(n, child);
+	pg_st16(n + 4, (uint16_t)ks);
+	memcpy(n + MK_BRANCH_HDR, k, stored);
+}
+
+/* Write the image as tu_path(@name), main tree at @root of @depth levels
+ * (meta ids 2 and 1, checksums sealed). */
+static void img_save(img *im, const char *name, pgno_t root, unsigned depth,
+		     uint64_t entries)
+{
+	mk_meta m;
+	memset(&m, 0, sizeof(m));
+	m.magic = MK_MAGIC;
+	m.version = MK_FORMAT_VERSION;
+	m.page_size = im->ps;
+	m.last_pgno = im->npages;
+	m.trees[MK_TREE_MAIN].root = root;
+	m.trees[MK_TREE_MAIN].depth = depth;
+	m.trees[MK_TREE_MAIN].entries = entries;
+	for (unsigned i = 0; i < MK_NUM_META; i++) {
+		m.txnid = 2 - i;
+		pg_meta_encode(im->b + (size_t)i * im->ps, im->ps, &m, NULL);
+	}
+	tu_write_file(tu_path(name), im->b, (size_t)im->npages * im->ps);
+	free(im->b);
+	im->b = NULL;
+}
+
+/* Bug 5 of issue 11: a delete merges a leaf into its right sibling, whose
+ * node says its value is 5,000 bytes (in a 4 KiB page): the merge copied
+ * it by that size (SIGSEGV). The same one level up: a branch sibling with
+ * a 5,000-byte separator; and siblings whose keys are out of order, inside
+ * the right one or across the two. The sibling must be checked like a
+ * page on the path; the delete gives MAPKV_CORRUPT and the file stays
+ * readable. */
+START_TEST(test_merge_with_a_damaged_sibling_gives_corrupt)
+{
+	img im = img_new(4096, 5);
+	page *p = img_page(&im, 2, MK_P_BRANCH);
+	img_branch(p, 3, "", 0, 0);
+	img_branch(p, 4, "m", 1, 1);
+	p = img_page(&im, 3, MK_P_LEAF);
+	img_leaf(p, "a", 1, 10, 10);
+	img_leaf(p, "b", 1, 10, 10);
+	p = img_page(&im, 4, MK_P_LEAF);
+	img_leaf(p, "m", 1, 5000, 40);
+	img_leaf(p, "n", 1, 10, 10);
+	img_save(&im, "leaf", 2, 2, 4);
+
+	/* root 2 -> branches 3 (leaves 5, 6) and 4 (leaves 7, 8); page 4's
+	 * second separator says 5,000 bytes. */
+	im = img_new(4096, 9);
+	p = img_page(&im, 2, MK_P_BRANCH);
+	img_branch(p, 3, "", 0, 0);
+	img_branch(p, 4, "m", 1, 1);
+	p = img_page(&im, 3, MK_P_BRANCH);
+	img_branch(p, 5, "", 0, 0);
+	img_branch(p, 6, "c", 1, 1);
+	p = img_page(&im, 4, MK_P_BRANCH);
+	img_branch(p, 7, "", 0, 0);
+	img_branch(p, 8, "nn", 5000, 2);
+	const char *leaves[] = {"a", "c", "m", "n"};
+	for (pgno_t i = 0; i < 4; i++)
+		img_leaf(img_page(&im, 5 + i, MK_P_LEAF), leaves[i], 1, 1, 1);
+	img_save(&im, "branch", 2, 3, 4);
+
+	/* A sibling whose keys are out of order: it must not be merged
+	 * into a page that then looks valid. */
+	im = img_new(4096, 5);
+	p = img_page(&im, 2, MK_P_BRANCH);
+	img_branch(p, 3, "", 0, 0);
+	img_branch(p, 4, "m", 1, 1);
+	p = img_page(&im, 3, MK_P_LEAF);
+	img_leaf(p, "a", 1, 10, 10);
+	img_leaf(p, "b", 1, 10, 10);
+	p = img_page(&im, 4, MK_P_LEAF);
+	img_leaf(p, "n", 1, 10, 10);
+	img_leaf(p, "m", 1, 10, 10);
+	img_save(&im, "order", 2, 2, 4);
+
+	/* Siblings each in order, but the right one starts with the left
+	 * one's last key. */
+	im = img_new(4096, 5);
+	p = img_page(&im, 2, MK_P_BRANCH);
+	img_branch(p, 3, "", 0, 0);
+	img_branch(p, 4, "b", 1, 1);
+	p = img_page(&im, 3, MK_P_LEAF);
+	img_leaf(p, "a", 1, 10, 10);
+	img_leaf(p, "b", 1, 10, 10);
+	p = img_page(&im, 4, MK_P_LEAF);
+	img_leaf(p, "b", 1, 10, 10);
+	img_leaf(p, "n", 1, 10, 10);
+	img_save(&im, "overlap", 2, 2, 4);
+
+	const char *names[] = {"leaf", "branch", "order", "overlap"};
+	for (int f = 0; f < 4; f++) {
+		mapkv_env *env = tu_open(names[f], 0, 0);
+		mapkv_txn *txn = tu_begin(env, 0);
+		int rc = tu_del_rc(txn, 0, "a", 1);
+		tu_check(rc == MAPKV_CORRUPT, "%s: the delete gave %s",
+			 names[f], mapkv_strerror(rc));
+		mapkv_txn_abort(txn);
+		txn = tu_begin(env, MAPKV_RDONLY);
+		mapkv_val v;
+		ck_assert_rc(tu_get_rc(txn, 0, "a", 1, &v), 0);
+		mapkv_txn_abort(txn);
+		mapkv_close(env);
+	}
+}
+END_TEST
+
+/* Bug 5 of issue 11: a 2,000-byte key in a leaf. A write transaction's
+ * cursor copied it into its 1,024-byte key buffer (heap overflow); a read
+ * cursor returned it. Keys longer than MAPKV_MAX_KEY_SIZE are damage. */
+START_TEST(test_key_longer_than_the_limit_gives_corrupt_to_every_reader)
+{
+	static unsigned char big[2000];
+	memset(big, 'k', sizeof(big));
+	img im = img_new(4096, 3);
+	page *p = img_page(&im, 2, MK_P_LEAF);
+	img_leaf(p, "a", 1, 1, 1);
+	img_leaf(p, big, sizeof(big), 10, 10);
+	img_save(&im, "db", 2, 1, 2);
+
+	mapkv_env *env = tu_open("db", 0, 0);
+	for (int w = 0; w < 2; w++) {
+		mapkv_txn *txn = tu_begin(env, w ? 0 : MAPKV_RDONLY);
+		mapkv_cursor *cur;
+		mapkv_val k, v;
+		ck_assert_rc(mapkv_cursor_open(txn, 0, &cur), 0);
+		ck_assert_rc(mapkv_cursor_get(cur, &k, &v, MAPKV_FIRST), 0);
+		ck_assert_uint_eq(k.size, 1);
+		ck_assert_rc(mapkv_cursor_get(cur, &k, &v, MAPKV_NEXT),
+			     MAPKV_CORRUPT);
+		ck_assert_rc(mapkv_cursor_get(cur, &k, &v, MAPKV_LAST),
+			     MAPKV_CORRUPT);
+		ck_assert_rc(tu_get_rc(txn, 0, big, MAPKV_MAX_KEY_SIZE, &v),
+			     MAPKV_CORRUPT);
+		mapkv_cursor_close(cur);
+		mapkv_txn_abort(txn);
+	}
+	mapkv_close(env);
+}
+END_TEST
+
+/* A leaf of 600 nodes that overlap (each 4 bytes after the previous;
+ * their keys, read through the overlap, are in order), more than a 4 KiB
+ * page can hold side by side: 601 entries overflowed the split arrays
+ * (514) in the put that split it. pg_check refuses it. */
+static void overlapping_leaf(page *p, unsigned ps, unsigned n)
+{
+	const unsigned base = 1300, stride = 4;
+	pg_init(p, pg_pgno(p), MK_P_LEAF, ps);
+	pg_st16(p + 6, (uint16_t)n);
+	pg_st16(p + 8, (uint16_t)(MK_PAGE_HDR + 2 * n));
+	pg_st16(p + 10, (uint16_t)base);
+	/* Every 4 bytes: flags MK_N_BIG, a byte r, ksize k (2 bytes), where
+	 * (r, k) increases; node j's key starts 8 bytes on, at node j+2's
+	 * (1, r, k) and is k >= 4 bytes long, so keys increase. */
+	for (unsigned j = 0; base + stride * j + 4 <= ps; j++) {
+		uint8_t *q = p + base + stride * j;
+		q[0] = MK_N_BIG;
+		q[1] = (uint8_t)(j / 8);
+		pg_st16(q + 2, (uint16_t)(4 + j % 8));
+	}
+	for (unsigned j = 0; j < n; j++)
+		pg_st16(p + MK_PAGE_HDR + 2 * j, (uint16_t)(base + stride * j));
+}
+
+START_TEST(test_leaf_of_overlapping_nodes_gives_corrupt_on_put)
+{
+	img im = img_new(4096, 3);
+	page *p = img_page(&im, 2, MK_P_LEAF);
+	overlapping_leaf(p, 4096, 2);
+	ck_assert_rc(pg_check(p, 4096), MAPKV_CORRUPT);
+	overlapping_leaf(p, 4096, 600);
+	ck_assert_rc(pg_check(p, 4096), MAPKV_CORRUPT);
+	img_save(&im, "db", 2, 1, 600);
+	mapkv_env *env = tu_open("db", 0, 0);
+	mapkv_txn *txn = tu_begin(env, 0);
+	static unsigned char v[200];
+	ck_assert_rc(tu_put_rc(txn, 0, "zzzz", 4, v, sizeof(v), 0),
+		     MAPKV_CORRUPT);
+	mapkv_txn_abort(txn);
+	mapkv_close(env);
+}
+END_TEST
+
+/* Bug 7 of issue 11: @nbranch branch pages (2 ..) of 3 entries each, all
+ * three pointing at the next page, down to one leaf of keys a, b, c: a
+ * DAG with 3^nbranch paths to the leaf. */
+static void dag_file(const char *name, unsigned nbranch)
+{
+	img im = img_new(4096, nbranch + 3);
+	for (pgno_t i = 2; i < 2 + nbranch; i++) {
+		page *p = img_page(&im, i, MK_P_BRANCH);
+		img_branch(p, i + 1, "", 0, 0);
+		img_branch(p, i + 1, "b", 1, 1);
+		img_branch(p, i + 1, "c", 1, 1);
+	}
+	page *leaf = img_page(&im, 2 + nbranch, MK_P_LEAF);
+	img_leaf(leaf, "a", 1, 1, 1);
+	img_leaf(leaf, "b", 1, 1, 1);
+	img_leaf(leaf, "c", 1, 1, 1);
+	img_save(&im, name, 2, nbranch + 1, 3);
+}
+
+/* Cursor scans both ways, by readers and writers, end with
+ * MAPKV_CORRUPT once they come back to the leaf they left (they ran for
+ * 3^31 leaf visits). */
+START_TEST(test_scan_of_a_dag_gives_corrupt_at_the_first_repeated_leaf)
+{
+	dag_file("db", 31);
+	mapkv_env *env = tu_open("db", 0, 0);
+	for (int w = 0; w < 2; w++) {
+		mapkv_txn *txn = tu_begin(env, w ? 0 : MAPKV_RDONLY);
+		mapkv_cursor *cur;
+		ck_assert_rc(mapkv_cursor_open(txn, 0, &cur), 0);
+		for (int dir = 0; dir < 2; dir++) {
+			int rc = mapkv_cursor_get(cur, NULL, NULL,
+						  dir ? MAPKV_LAST
+						      : MAPKV_FIRST);
+			int steps = 0;
+			while (rc == 0 && steps < 100) {
+				rc = mapkv_cursor_get(cur, NULL, NULL,
+						      dir ? MAPKV_PREV
+							  : MAPKV_NEXT);
+				steps++;
+			}
+			tu_check(rc == MAPKV_CORRUPT && steps == 3,
+				 "%s %s scan: %d after %d steps",
+				 w ? "write" : "read",
+				 dir ? "backward" : "forward", rc, steps);
+		}
+		mapkv_cursor_close(cur);
+		mapkv_txn_abort(txn);
+	}
+	mapkv_close(env);
+}
+END_TEST
+
+static int count_visit(void *ctx, pgno_t pgno, unsigned kind, unsigned npages,
+		       unsigned level)
+{
+	(void)pgno, (void)kind, (void)npages, (void)level;
+	return ++*(unsigned *)ctx >= 1000 ? MAPKV_INVALID : 0;
+}
+
+/* A walk (what a drop frees) visits each page once: the DAG gives
+ * MAPKV_CORRUPT after at most its 33 pages (the walk visited 3^31 leaves,
+ * and a drop's list of freed pages grew past 3 GB). A drop of a DAG small
+ * enough to finish without the check gives MAPKV_CORRUPT too. */
+START_TEST(test_walk_and_drop_of_a_dag_give_corrupt_visiting_each_page_once)
+{
+	dag_file("db", 31);
+	mapkv_env *env = tu_open("db", 0, 0);
+	mapkv_txn *txn = tu_begin(env, 0);
+	unsigned visits = 0;
+	int rc = bt_walk(&txn->pg, &txn->main.rec, count_visit, &visits);
+	tu_check(rc == MAPKV_CORRUPT && visits <= 33,
+		 "walk of the DAG: %d after %u visits", rc, visits);
+	mapkv_txn_abort(txn);
+	mapkv_close(env);
+
+	dag_file("small", 12);
+	env = tu_open("small", 0, 0);
+	txn = tu_begin(env, 0);
+	ck_assert_rc(mapkv_dbi_drop(txn, 0, 0), MAPKV_CORRUPT);
+	mapkv_txn_abort(txn);
+	txn = tu_begin(env, MAPKV_RDONLY);
+	uint64_t problems = 0;
+	ck_assert_rc(mapkv_check(txn, NULL, NULL, &problems), MAPKV_CORRUPT);
+	ck_assert_uint_gt(problems, 0);
+	mapkv_txn_abort(txn);
+	mapkv_close(env);
+}
+END_TEST
+
+/* A path is as deep as the tree record says: a branch where a leaf must
+ * be, or a leaf above the leaf level, is MAPKV_CORRUPT for every access. */
+START_TEST(test_path_deeper_or_shallower_than_the_recorded_depth_is_corrupt)
+{
+	for (unsigned depth = 2; depth <= 4; depth += 2) {
+		/* Really 3 levels: root 2 -> branch 3 -> leaf 4. */
+		img im = img_new(4096, 5);
+		img_branch(img_page(&im, 2, MK_P_BRANCH), 3, "", 0, 0);
+		img_branch(img_page(&im, 3, MK_P_BRANCH), 4, "", 0, 0);
+		img_leaf(img_page(&im, 4, MK_P_LEAF), "a", 1, 1, 1);
+		img_save(&im, "db", 2, depth, 1);
+		mapkv_env *env = tu_open("db", 0, 0);
+		mapkv_txn *txn = tu_begin(env, 0);
+		mapkv_val v;
+		ck_assert_rc(tu_get_rc(txn, 0, "a", 1, &v), MAPKV_CORRUPT);
+		mapkv_cursor *cur;
+		ck_assert_rc(mapkv_cursor_open(txn, 0, &cur), 0);
+		ck_assert_rc(mapkv_cursor_get(cur, NULL, NULL, MAPKV_FIRST),
+			     MAPKV_CORRUPT);
+		mapkv_cursor_close(cur);
+		ck_assert_rc(mapkv_dbi_drop(txn, 0, 0), MAPKV_CORRUPT);
+		mapkv_txn_abort(txn);
+		mapkv_close(env);
+		tu_rm_rf(tu_path("db"));
+		tu_rm_rf(tu_path("db-lock"));
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("btree");
-	TCase *tc = tu_tcase(s, "random", 600);
-	tcase_add_test(tc, test_random_ops_match_model_after_every_commit);
+	TCase *tc = tu_tcase(s, "split", 60);
+	tcase_add_loop_test(
+		tc,
+		test_split_after_a_run_with_a_large_tail_keeps_both_pages_valid,
+		0, (int)(sizeof(page_sizes) / sizeof(page_sizes[0])));
+
+	tc = tu_tcase(s, "damaged", 60);
+	tcase_add_test(tc, test_merge_with_a_damaged_sibling_gives_corrupt);
+	tcase_add_test(
+		tc,
+		test_key_longer_than_the_limit_gives_corrupt_to_every_reader);
+	tcase_add_test(tc, test_leaf_of_overlapping_nodes_gives_corrupt_on_put);
+	tcase_add_test(
+		tc,
+		test_scan_of_a_dag_gives_corrupt_at_the_first_repeated_leaf);
+	tcase_add_test(
+		tc,
+		test_walk_and_drop_of_a_dag_give_corrupt_visiting_each_page_once);
+	tcase_add_test(
+		tc,
+		test_path_deeper_or_shallower_than_the_recorded_depth_is_corrupt);
+
+	tc = tu_tcase(s, "random", 600);
+	tcase_add_loop_test(
+		tc,
+		test_random_ops_of_every_size_match_model_at_every_page_size, 0,
+		(int)(sizeof(page_sizes) / sizeof(page_sizes[0])));
 	tcase_add_test(tc, test_max_length_keys_split_and_merge_correctly);
 
 	tc = tu_tcase(s, "values", 600);

@@ -502,6 +502,469 @@ START_TEST(test_two_environments_of_one_file_in_one_process)
 }
 END_TEST
 
+/* The tests below run twice (loop tests): _i 0 in the build tree (ext4
+ * here), _i 1 on tmpfs. */
+#define ON_FS(i)                                                               \
+	do {                                                                   \
+		if (!tu_on_tmpfs(i)) {                                         \
+			fprintf(stderr, "check_multiproc: no tmpfs at "        \
+					"/dev/shm: the tmpfs run is "          \
+					"skipped\n");                          \
+			return;                                                \
+		}                                                              \
+	} while (0)
+
+/* ---- a hook in the OS layer, to run something at a chosen step of
+ * another environment's open ---- */
+
+enum { EV_NONE, EV_LOCK_OPEN, EV_DB_WRITE, EV_DB_READ_PAGES, EV_DB_READ_HEAD };
+
+static os_vfs hk_base, hk_vfs;
+static int hk_event;        /* the step to stop at (once) */
+static void (*hk_fn)(void); /* what to run there */
+static os_file *hk_db;      /* the database file of the env opened */
+static int hk_fired;
+
+static void hk_fire(int ev)
+{
+	if (ev != hk_event || hk_fired)
+		return;
+	hk_fired = 1;
+	hk_fn();
+}
+
+static int ends_with(const char *s, const char *tail)
+{
+	size_t n = strlen(s), t = strlen(tail);
+	return n >= t && strcmp(s + n - t, tail) == 0;
+}
+
+static int hk_open(os_vfs *v, const char *path, int flags, unsigned mode,
+		   os_file **f, int *created)
+{
+	if (ends_with(path, "-lock"))
+		hk_fire(EV_LOCK_OPEN);
+	int rc = hk_base.open(v, path, flags, mode, f, created);
+	if (!rc && !ends_with(path, "-lock") && !hk_db)
+		hk_db = *f;
+	return rc;
+}
+
+static int hk_read(os_file *f, void *buf, size_t n, uint64_t off, size_t *got)
+{
+	int rc = hk_base.read(f, buf, n, off, got);
+	/* After the read: what it returned is now behind the file. */
+	if (f == hk_db)
+		hk_fire(off == 0 ? EV_DB_READ_HEAD : EV_DB_READ_PAGES);
+	return rc;
+}
+
+static int hk_write(os_file *f, const os_iov *iov, int cnt, uint64_t off)
+{
+	if (f == hk_db)
+		hk_fire(EV_DB_WRITE);
+	return hk_base.write(f, iov, cnt, off);
+}
+
+/* Open tu_path(@name) through the hook, which runs @fn once at @ev. */
+static int hook_open(mapkv_env **env, const char *name, unsigned flags, int ev,
+		     void (*fn)(void))
+{
+	hk_base = *os_default_vfs();
+	hk_vfs = hk_base;
+	hk_vfs.open = hk_open;
+	hk_vfs.read = hk_read;
+	hk_vfs.write = hk_write;
+	hk_event = ev;
+	hk_fn = fn;
+	hk_db = NULL;
+	hk_fired = 0;
+	mapkv_options o = {0, 0, flags, 0, 0};
+	return env_open_vfs(env, tu_path(name), &o, &hk_vfs);
+}
+
+/* Commit counter = n in @env. */
+static void put_counter(mapkv_env *env, uint64_t n)
+{
+	mapkv_txn *txn = tu_begin(env, 0);
+	mapkv_val kv = {"counter", 7}, vv = {&n, 8};
+	ck_assert_rc(mapkv_put(txn, 0, &kv, &vv, 0), 0);
+	tu_commit(txn);
+}
+
+static uint64_t get_counter(mapkv_txn *txn)
+{
+	mapkv_val kv = {"counter", 7}, vv;
+	uint64_t n = 0;
+	int rc = mapkv_get(txn, 0, &kv, &vv);
+	if (rc == MAPKV_NOTFOUND)
+		return 0;
+	ck_assert_rc(rc, 0);
+	ck_assert_uint_eq(vv.size, 8);
+	memcpy(&n, vv.data, 8);
+	return n;
+}
+
+/* Fork a child that runs @fn and exits with its result; wait for it at
+ * most @ms milliseconds (it may be waiting for a lock the caller holds).
+ * Returns the pid, or 0 once it has exited with status 0 in time. */
+static pid_t child_bounded(int (*fn)(void), int ms)
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(fn());
+	for (int i = 0; i < ms; i++) {
+		int st;
+		pid_t w = waitpid(pid, &st, WNOHANG);
+		if (w == pid) {
+			tu_check(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+				 "child failed: status %d, signal %d",
+				 WIFEXITED(st) ? WEXITSTATUS(st) : -1,
+				 WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+			return 0;
+		}
+		usleep(1000);
+	}
+	return pid;
+}
+
+static uint64_t child_from; /* the counter the child starts from */
+static int child_commits;   /* how many commits it makes */
+
+/* The other process: open, commit counter = from+1 .. from+n (freeing
+ * and reusing pages), close. */
+static int commit_burst(void)
+{
+	mapkv_env *env;
+	if (mapkv_open(&env, tu_path("db"), NULL))
+		return 1;
+	unsigned char v[VLEN];
+	for (int c = 1; c <= child_commits; c++) {
+		mapkv_txn *txn;
+		uint64_t n = child_from + (uint64_t)c;
+		if (mapkv_txn_begin(env, 0, &txn))
+			return 2;
+		mapkv_val kv = {"counter", 7}, vv = {&n, 8};
+		if (mapkv_put(txn, 0, &kv, &vv, 0))
+			return 3;
+		for (uint64_t key = 0; key < 50; key++) {
+			unsigned char k[16];
+			mapkv_val kk = {k, key_of(k, key)}, vk = {v, VLEN};
+			make_val(v, n, key);
+			if (mapkv_put(txn, 0, &kk, &vk, 0))
+				return 4;
+		}
+		if (mapkv_txn_commit(txn))
+			return 5;
+	}
+	mapkv_close(env);
+	return 0;
+}
+
+static void burst_while_opening(void)
+{
+	pid_t p = child_bounded(commit_burst, 300);
+	if (p) {
+		/* Blocked by a lock this opener holds: it commits once the
+		 * open has finished. Remember it to reap. */
+		child_from = (uint64_t)p << 32 | child_from;
+	}
+}
+
+static void reap_burst(void)
+{
+	pid_t p = (pid_t)(child_from >> 32);
+	if (p)
+		expect_exit0(p, "the process committing during the open");
+}
+
+/* Bug: an opener alone on the lock file published the meta it had read
+ * before taking any lock; commits made by a process that opened,
+ * committed and closed in between were invisible to it and to every
+ * later opener until the next write, and their freed pages were reused
+ * under its readers. */
+START_TEST(test_opener_alone_publishes_the_newest_commit_not_the_one_it_read)
+{
+	ON_FS(_i);
+	mapkv_env *env = tu_open("db", 0, 0);
+	put_counter(env, 1);
+	mapkv_close(env);
+	child_from = 1;
+	child_commits = 5;
+	ck_assert_rc(
+		hook_open(&env, "db", 0, EV_LOCK_OPEN, burst_while_opening), 0);
+	ck_assert_int_eq(hk_fired, 1);
+	reap_burst();
+	/* The burst was acknowledged before the open returned. */
+	mapkv_txn *txn = tu_begin(env, MAPKV_RDONLY);
+	ck_assert_uint_eq(get_counter(txn), 6);
+	mapkv_txn_abort(txn);
+	/* So is it for an opener that finds the table in use. */
+	mapkv_env *other = tu_open("db", MAPKV_RDONLY, 0);
+	txn = tu_begin(other, MAPKV_RDONLY);
+	ck_assert_uint_eq(get_counter(txn), 6);
+	mapkv_txn_abort(txn);
+	mapkv_close(other);
+	mapkv_close(env);
+}
+END_TEST
+
+/* Bug: a writable opener that found the file blank wrote the empty
+ * database over it without a lock, after another process had created and
+ * committed to it. */
+START_TEST(test_second_creator_of_a_new_file_keeps_the_first_ones_commits)
+{
+	ON_FS(_i);
+	mapkv_env *env;
+	child_from = 0;
+	child_commits = 3;
+	/* The hook fires at this opener's first write of the file: the
+	 * empty database of a creator. */
+	ck_assert_rc(hook_open(&env, "db", 0, EV_DB_WRITE, burst_while_opening),
+		     0);
+	ck_assert_int_eq(hk_fired, 1);
+	reap_burst();
+	mapkv_txn *txn = tu_begin(env, MAPKV_RDONLY);
+	ck_assert_uint_eq(get_counter(txn), 3);
+	mapkv_txn_abort(txn);
+	mapkv_close(env);
+	env = tu_open("db", 0, 0);
+	txn = tu_begin(env, MAPKV_RDONLY);
+	ck_assert_uint_eq(get_counter(txn), 3);
+	ck_assert_rc(mapkv_check(txn, NULL, NULL, NULL), 0);
+	mapkv_txn_abort(txn);
+	mapkv_close(env);
+}
+END_TEST
+
+/* Bug: an opener verified the pages of the newest one-sync commit (read
+ * before any lock) after a later commit of another process had reused
+ * them, and returned MAPKV_CORRUPT for a healthy file (or opened at an
+ * older commit). */
+START_TEST(test_open_beside_commits_that_reuse_listed_pages_never_corrupt)
+{
+	ON_FS(_i);
+	mapkv_env *env = tu_open("db", 0, 0);
+	child_from = 0;
+	child_commits = 1;
+	ck_assert_rc(commit_burst(), 0); /* every key, counter 1 */
+	put_counter(env, 2);             /* small: a one-sync commit */
+	mapkv_close(env);
+	child_from = 2;
+	child_commits = 6;
+	/* The hook fires once the first listed page has been read back. */
+	ck_assert_rc(
+		hook_open(&env, "db", 0, EV_DB_READ_PAGES, burst_while_opening),
+		0);
+	ck_assert_int_eq(hk_fired, 1);
+	reap_burst();
+	mapkv_txn *txn = tu_begin(env, MAPKV_RDONLY);
+	ck_assert_uint_eq(get_counter(txn), 8);
+	ck_assert_rc(mapkv_check(txn, NULL, NULL, NULL), 0);
+	mapkv_txn_abort(txn);
+	mapkv_close(env);
+}
+END_TEST
+
+/* The same race for a read-only environment without a lock file (it
+ * cannot keep writers out): the head is read again when verification
+ * fails, and only a failure on an unchanged head is damage. */
+START_TEST(test_private_reader_open_beside_commits_never_corrupt)
+{
+	ON_FS(_i);
+	mapkv_env *env = tu_open("db", 0, 0);
+	child_from = 0;
+	child_commits = 1;
+	ck_assert_rc(commit_burst(), 0);
+	put_counter(env, 2);
+	/* env stays open: the burst's writer shares its table. */
+	child_from = 2;
+	child_commits = 6;
+	/* The hook over a layer where the lock file cannot be opened. */
+	ro_base = *os_default_vfs();
+	hk_base = ro_base;
+	hk_base.open = ro_open;
+	hk_vfs = hk_base;
+	hk_vfs.open = hk_open;
+	hk_vfs.read = hk_read;
+	hk_event = EV_DB_READ_PAGES;
+	hk_fn = burst_while_opening;
+	hk_db = NULL;
+	hk_fired = 0;
+	mapkv_options o = {0, 0, MAPKV_RDONLY, 0, 0};
+	mapkv_env *ro;
+	ck_assert_rc(env_open_vfs(&ro, tu_path("db"), &o, &hk_vfs), 0);
+	ck_assert_int_eq(hk_fired, 1);
+	reap_burst();
+	ck_assert_int_eq(tu_env_info(ro).shared_lock_file, 0);
+	mapkv_txn *txn = tu_begin(ro, MAPKV_RDONLY);
+	ck_assert_uint_eq(get_counter(txn), 8);
+	mapkv_txn_abort(txn);
+	mapkv_close(ro);
+	mapkv_close(env);
+}
+END_TEST
+
+/* ---- fork ---- */
+
+/* Bug: a child made by fork() after mapkv_open shared the parent's writer
+ * lock (an OFD lock belongs to the descriptor both hold), so the child
+ * and the parent both began writes, and one acknowledged commit was lost.
+ * The child is now refused everything that touches locks or the reader
+ * table, and the parent goes on as if nothing happened. */
+START_TEST(test_child_after_fork_is_refused_and_the_parent_writes_alone)
+{
+	ON_FS(_i);
+	mapkv_env *env = tu_open("db", 0, 0);
+	put_counter(env, 1);
+	int fds[2];
+	ck_assert_int_eq(pipe(fds), 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		close(fds[0]);
+		int bad = 0;
+		mapkv_txn *t;
+		mapkv_envinfo info;
+		unsigned n;
+		mapkv_reader_info ri[4];
+		bad |= mapkv_txn_begin(env, 0, &t) != MAPKV_FORKED;
+		bad |= (mapkv_txn_begin(env, MAPKV_TRY, &t) != MAPKV_FORKED)
+		       << 1;
+		bad |= (mapkv_txn_begin(env, MAPKV_RDONLY, &t) != MAPKV_FORKED)
+		       << 2;
+		bad |= (mapkv_sync(env) != MAPKV_FORKED) << 3;
+		bad |= (mapkv_env_info(env, &info) != MAPKV_FORKED) << 4;
+		bad |= (mapkv_reader_check(env, &n) != MAPKV_FORKED) << 5;
+		bad |= (mapkv_reader_list(env, ri, 4, &n) != MAPKV_FORKED) << 6;
+		bad |= (mapkv_copy(env, tu_path("copy"), 0) != MAPKV_FORKED)
+		       << 7;
+		mapkv_close(env);
+		(void)!write(fds[1], &bad, sizeof(bad));
+		_exit(0);
+	}
+	close(fds[1]);
+	int bad = -1;
+	ck_assert_int_eq(read(fds[0], &bad, sizeof(bad)), sizeof(bad));
+	close(fds[0]);
+	expect_exit0(pid, "child");
+	tu_check(bad == 0,
+		 "child after fork: calls that did not give "
+		 "MAPKV_FORKED (bit mask): %#x",
+		 bad);
+	/* The child closed its copy: the parent's writer and readers work. */
+	mapkv_txn *txn;
+	ck_assert_rc(mapkv_txn_begin(env, MAPKV_TRY, &txn), 0);
+	ck_assert_uint_eq(get_counter(txn), 1);
+	mapkv_val kv = {"counter", 7};
+	uint64_t two = 2;
+	mapkv_val vv = {&two, 8};
+	ck_assert_rc(mapkv_put(txn, 0, &kv, &vv, 0), 0);
+	tu_commit(txn);
+	ck_assert_int_eq(access(tu_path("copy"), F_OK), -1);
+	mapkv_close(env);
+	env = tu_open("db", 0, 0);
+	txn = tu_begin(env, MAPKV_RDONLY);
+	ck_assert_uint_eq(get_counter(txn), 2);
+	mapkv_txn_abort(txn);
+	mapkv_close(env);
+}
+END_TEST
+
+/* What a child inherits mid-transaction: aborting or committing it, or
+ * closing the environment, must not release the parent's writer lock or
+ * reader slot (shared through the descriptor and the lock file). The
+ * child then opens the database again and works beside the parent. */
+START_TEST(
+	test_child_lets_go_of_inherited_transactions_without_touching_the_parents)
+{
+	ON_FS(_i);
+	mapkv_env *env = tu_open("db", 0, 0);
+	put_counter(env, 1);
+	tu_reader *rd = tu_reader_start(env); /* a reader in another thread */
+	mapkv_txn *w = tu_begin(env, 0);
+	mapkv_txn *r2;
+	int fds[2], go[2];
+	ck_assert_int_eq(pipe(fds), 0);
+	ck_assert_int_eq(pipe(go), 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		close(fds[0]);
+		int bad = 0;
+		/* The inherited write transaction: commit refused, nothing
+		 * written, the parent's lock kept. */
+		bad |= mapkv_txn_commit(w) != MAPKV_FORKED;
+		mapkv_close(env); /* and the rest of the copy */
+		mapkv_env *mine;
+		mapkv_txn *t;
+		if (mapkv_open(&mine, tu_path("db"), NULL))
+			_exit(10);
+		/* The parent still writes: this process must wait. */
+		bad |= (mapkv_txn_begin(mine, MAPKV_TRY, &t) != MAPKV_BUSY)
+		       << 1;
+		/* Its reader slot is still taken. */
+		mapkv_envinfo info;
+		bad |= (mapkv_env_info(mine, &info) != 0 ||
+			info.num_readers != 1)
+		       << 2;
+		(void)!write(fds[1], &bad, sizeof(bad));
+		char c;
+		if (read(go[0], &c, 1) != 1)
+			_exit(11);
+		/* The parent committed 2 and ended its transactions. */
+		if (mapkv_txn_begin(mine, 0, &t))
+			_exit(12);
+		mapkv_val kv = {"counter", 7}, vv;
+		uint64_t n = 0;
+		if (mapkv_get(t, 0, &kv, &vv) || vv.size != 8)
+			_exit(13);
+		memcpy(&n, vv.data, 8);
+		bad |= (n != 2) << 3;
+		n = 3;
+		vv.data = &n;
+		if (mapkv_put(t, 0, &kv, &vv, 0) || mapkv_txn_commit(t))
+			_exit(14);
+		mapkv_close(mine);
+		(void)!write(fds[1], &bad, sizeof(bad));
+		_exit(0);
+	}
+	close(fds[1]);
+	close(go[0]);
+	int bad = -1;
+	ck_assert_int_eq(read(fds[0], &bad, sizeof(bad)), sizeof(bad));
+	tu_check(bad == 0,
+		 "child, inherited transactions: failed checks "
+		 "(bit mask) %#x",
+		 bad);
+	/* The parent's write transaction is whole and alone. */
+	mapkv_val kv = {"counter", 7};
+	uint64_t two = 2;
+	mapkv_val vv = {&two, 8};
+	ck_assert_rc(mapkv_put(w, 0, &kv, &vv, 0), 0);
+	tu_commit(w);
+	ck_assert_uint_eq(tu_reader_txnid(rd), 1);
+	tu_reader_stop(rd);
+	ck_assert_int_eq(write(go[1], "g", 1), 1);
+	ck_assert_int_eq(read(fds[0], &bad, sizeof(bad)), sizeof(bad));
+	tu_check(bad == 0,
+		 "child, its own environment: failed checks "
+		 "(bit mask) %#x",
+		 bad);
+	close(fds[0]);
+	close(go[1]);
+	expect_exit0(pid, "child");
+	r2 = tu_begin(env, MAPKV_RDONLY);
+	ck_assert_uint_eq(get_counter(r2), 3);
+	mapkv_txn_abort(r2);
+	mapkv_close(env);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("multiproc");
@@ -518,5 +981,28 @@ int main(void)
 	tcase_add_test(tc, test_dead_reader_slots_are_reclaimed_on_demand);
 	tcase_add_test(
 		tc, test_readonly_env_without_a_writable_lock_file_still_reads);
+	tcase_add_loop_test(
+		tc,
+		test_opener_alone_publishes_the_newest_commit_not_the_one_it_read,
+		0, 2);
+	tcase_add_loop_test(
+		tc,
+		test_second_creator_of_a_new_file_keeps_the_first_ones_commits,
+		0, 2);
+	tcase_add_loop_test(
+		tc,
+		test_open_beside_commits_that_reuse_listed_pages_never_corrupt,
+		0, 2);
+	tcase_add_loop_test(
+		tc, test_private_reader_open_beside_commits_never_corrupt, 0,
+		2);
+	tcase_add_loop_test(
+		tc,
+		test_child_after_fork_is_refused_and_the_parent_writes_alone, 0,
+		2);
+	tcase_add_loop_test(
+		tc,
+		test_child_lets_go_of_inherited_transactions_without_touching_the_parents,
+		0, 2);
 	return tu_run_suite(s);
 }

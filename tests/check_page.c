@@ -164,6 +164,93 @@ START_TEST(test_page_init_and_check)
 }
 END_TEST
 
+/* Add a leaf node (key @k, @vs value bytes of 'v') at heap offset @off
+ * as the page's last node; the header's upper follows the lowest node. */
+static void put_leaf_node(uint8_t *p, unsigned off, const char *k, unsigned ks,
+			  unsigned vs)
+{
+	unsigned n = pg_nkeys(p);
+	p[off] = 0;
+	p[off + 1] = 0;
+	pg_st16(p + off + 2, (uint16_t)ks);
+	pg_st32(p + off + 4, vs);
+	memcpy(p + off + MK_LEAF_HDR, k, ks);
+	memset(p + off + MK_LEAF_HDR + ks, 'v', vs);
+	pg_st16(p + MK_PAGE_HDR + 2 * n, (uint16_t)off);
+	pg_st16(p + 6, (uint16_t)(n + 1));
+	pg_st16(p + 8, (uint16_t)(MK_PAGE_HDR + 2 * (n + 1)));
+	if (off < pg_upper(p))
+		pg_st16(p + 10, (uint16_t)off);
+}
+
+/* Issue 11, bug 5: pg_check is what lets a writer move nodes by their
+ * recorded sizes, so it refuses every page where that would go wrong:
+ * nodes sharing bytes (then nkeys is not bounded by what fits, and the
+ * split arrays overflowed), unknown node flags, keys over
+ * MAPKV_MAX_KEY_SIZE, nodes outside the heap. */
+START_TEST(test_page_check_refuses_shared_bytes_bad_flags_and_long_keys)
+{
+	static uint8_t p[MK_MAX_PAGE];
+	for (unsigned ps = MK_MIN_PAGE; ps <= MK_MAX_PAGE; ps *= 2) {
+		/* Two nodes of 8 + 1 + 20 bytes, side by side: valid. */
+		pg_init(p, 7, MK_P_LEAF, ps);
+		put_leaf_node(p, ps - 29, "a", 1, 20);
+		put_leaf_node(p, ps - 58, "b", 1, 20);
+		ck_assert_int_eq(pg_check(p, ps), 0);
+		/* The second moved one byte into the first. */
+		pg_init(p, 7, MK_P_LEAF, ps);
+		put_leaf_node(p, ps - 29, "a", 1, 20);
+		put_leaf_node(p, ps - 57, "b", 1, 20);
+		ck_assert_int_eq(pg_check(p, ps), MAPKV_CORRUPT);
+		/* Entirely inside the first one's value. */
+		pg_init(p, 7, MK_P_LEAF, ps);
+		put_leaf_node(p, ps - 100, "a", 1, 80);
+		put_leaf_node(p, ps - 60, "b", 1, 5);
+		ck_assert_int_eq(pg_check(p, ps), MAPKV_CORRUPT);
+		/* The first inside the second. */
+		pg_init(p, 7, MK_P_LEAF, ps);
+		put_leaf_node(p, ps - 60, "a", 1, 5);
+		put_leaf_node(p, ps - 100, "b", 1, 80);
+		ck_assert_int_eq(pg_check(p, ps), MAPKV_CORRUPT);
+		/* The most nodes a page holds, side by side: valid. */
+		pg_init(p, 7, MK_P_LEAF, ps);
+		unsigned n = (ps - MK_PAGE_HDR) / (2 + MK_LEAF_HDR + 2);
+		for (unsigned i = 0; i < n; i++) {
+			char k[2] = {(char)(1 + i / 255), (char)(1 + i % 255)};
+			put_leaf_node(p, ps - (i + 1) * 10, k, 2, 0);
+		}
+		ck_assert_uint_le(pg_lower(p), pg_upper(p));
+		ck_assert_int_eq(pg_check(p, ps), 0);
+		ck_assert_uint_le(pg_nkeys(p), pg_max_nodes(ps));
+		/* Unknown node flags. */
+		pg_init(p, 7, MK_P_LEAF, ps);
+		put_leaf_node(p, ps - 29, "a", 1, 20);
+		p[ps - 29] = 0x80;
+		ck_assert_int_eq(pg_check(p, ps), MAPKV_CORRUPT);
+		p[ps - 29] = MK_N_BIG; /* value: a 4-byte page number */
+		ck_assert_int_eq(pg_check(p, ps), 0);
+		/* Keys of MAPKV_MAX_KEY_SIZE bytes, and one more. */
+		static char key[MAPKV_MAX_KEY_SIZE + 1];
+		memset(key, 'k', sizeof(key));
+		pg_init(p, 7, MK_P_LEAF, ps);
+		put_leaf_node(p, ps - 1100, key, MAPKV_MAX_KEY_SIZE, 10);
+		ck_assert_int_eq(pg_check(p, ps), 0);
+		pg_init(p, 7, MK_P_LEAF, ps);
+		put_leaf_node(p, ps - 1100, key, MAPKV_MAX_KEY_SIZE + 1, 10);
+		ck_assert_int_eq(pg_check(p, ps), MAPKV_CORRUPT);
+		/* A node below upper. */
+		pg_init(p, 7, MK_P_LEAF, ps);
+		put_leaf_node(p, ps - 29, "a", 1, 20);
+		pg_st16(p + 10, (uint16_t)(ps - 20));
+		ck_assert_int_eq(pg_check(p, ps), MAPKV_CORRUPT);
+	}
+	/* The split arrays (psize / 8 + 2 entries, env.c) hold every valid
+	 * page's nodes and one more. */
+	for (unsigned ps = MK_MIN_PAGE; ps <= MK_MAX_PAGE; ps *= 2)
+		ck_assert_uint_le(pg_max_nodes(ps) + 1, ps / 8 + 2);
+}
+END_TEST
+
 START_TEST(test_key_order_is_memcmp_then_length)
 {
 	ck_assert_int_lt(mk_cmp("a", 1, "b", 1), 0);
@@ -488,6 +575,9 @@ int main(void)
 	tcase_add_test(tc, test_meta_other_version_is_version_mismatch);
 	tcase_add_test(tc, test_meta_invalid_fields_are_corrupt);
 	tcase_add_test(tc, test_page_init_and_check);
+	tcase_add_test(
+		tc,
+		test_page_check_refuses_shared_bytes_bad_flags_and_long_keys);
 	tcase_add_test(tc, test_key_order_is_memcmp_then_length);
 	tcase_add_test(tc,
 		       test_open_other_format_version_gives_version_mismatch);

@@ -17,6 +17,10 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#if defined(__linux__)
+#include <linux/magic.h>
+#include <sys/vfs.h>
+#endif
 #ifdef _WIN32
 /* The Windows build (MinGW, tests/win): no nftw, mkdtemp, pread. */
 #include <dirent.h>
@@ -103,6 +107,12 @@ uint64_t tu_scale(uint64_t normal, uint64_t lng)
  * gets its own directory below it (checked fixture, runs in the child). */
 static char tu_root[1024];
 static char tu_test_dir[1200];
+/* The tmpfs twin of tu_root (tu_tmpfs_dir), made on first use. */
+static char tu_shm_root[1200];
+static char tu_shm_dir[1300];
+/* Where tu_dir() and tu_path() point for the rest of a test
+ * (tu_on_tmpfs), or NULL: tu_test_dir. */
+static const char *tu_dir_override;
 
 static void tu_root_setup(void)
 {
@@ -114,6 +124,9 @@ static void tu_root_setup(void)
 		fprintf(stderr, "mkdtemp(%s): %s\n", tu_root, strerror(errno));
 		abort();
 	}
+	const char *base = strrchr(tu_root, '/');
+	snprintf(tu_shm_root, sizeof(tu_shm_root), "/dev/shm/%s",
+		 base ? base + 1 : tu_root);
 }
 
 static void tu_root_teardown(void)
@@ -121,6 +134,9 @@ static void tu_root_teardown(void)
 	if (tu_root[0])
 		tu_rm_rf(tu_root);
 	tu_root[0] = 0;
+	if (tu_shm_root[0])
+		tu_rm_rf(tu_shm_root);
+	tu_shm_root[0] = 0;
 }
 
 static void tu_test_setup(void)
@@ -135,6 +151,10 @@ static void tu_test_teardown(void)
 	if (tu_test_dir[0])
 		tu_rm_rf(tu_test_dir);
 	tu_test_dir[0] = 0;
+	if (tu_shm_dir[0])
+		tu_rm_rf(tu_shm_dir);
+	tu_shm_dir[0] = 0;
+	tu_dir_override = NULL;
 }
 
 TCase *tu_tcase(Suite *s, const char *name, double timeout)
@@ -158,7 +178,42 @@ int tu_run_suite(Suite *s)
 
 const char *tu_dir(void)
 {
-	return tu_test_dir;
+	return tu_dir_override ? tu_dir_override : tu_test_dir;
+}
+
+int tu_on_tmpfs(int on)
+{
+	if (!on) {
+		tu_dir_override = NULL;
+		return 1;
+	}
+	const char *d = tu_tmpfs_dir();
+	if (!d)
+		return 0;
+	tu_dir_override = d;
+	return 1;
+}
+
+const char *tu_tmpfs_dir(void)
+{
+#if defined(__linux__)
+	struct statfs fs;
+	if (tu_shm_dir[0])
+		return tu_shm_dir;
+	if (!tu_shm_root[0] || statfs("/dev/shm", &fs) != 0 ||
+	    fs.f_type != TMPFS_MAGIC)
+		return NULL;
+	if (mkdir(tu_shm_root, 0700) != 0 && errno != EEXIST)
+		return NULL;
+	snprintf(tu_shm_dir, sizeof(tu_shm_dir), "%s/t-XXXXXX", tu_shm_root);
+	if (!mkdtemp(tu_shm_dir)) {
+		tu_shm_dir[0] = 0;
+		return NULL;
+	}
+	return tu_shm_dir;
+#else
+	return NULL;
+#endif
 }
 
 const char *tu_path(const char *name)
@@ -166,7 +221,7 @@ const char *tu_path(const char *name)
 	static char bufs[8][2048];
 	static unsigned next;
 	char *b = bufs[next++ % 8];
-	int n = snprintf(b, 2048, "%s/%.500s", tu_test_dir, name);
+	int n = snprintf(b, 2048, "%s/%.500s", tu_dir(), name);
 	ck_assert_msg(n > 0 && n < 2048, "path too long");
 	return b;
 }

@@ -61,6 +61,14 @@ int tu_run_suite(Suite *s);
 
 /* The current test's private directory. */
 const char *tu_dir(void);
+/* A private directory of the current test on tmpfs (/dev/shm), removed
+ * with the test's own; NULL where there is no tmpfs there. */
+const char *tu_tmpfs_dir(void);
+/* With @on, tu_dir() and tu_path() (and so tu_open()) name the test's
+ * tmpfs directory for the rest of the test, so that one test body runs on
+ * both file systems (a loop test: tu_on_tmpfs(_i)). Returns 0, changing
+ * nothing, where there is no tmpfs. */
+int tu_on_tmpfs(int on);
 /* tu_dir() + "/" + name, in one of 8 rotating static buffers. */
 const char *tu_path(const char *name);
 /* Remove a file or directory tree; 0 on success. */

@@ -5,10 +5,10 @@
  * environment on the same file (growth seen there, writer lock between
  * the two), a second process (Windows only: writer lock, shared reader
  * table, growth), readers in other threads while the map grows,
- * truncation by a compacting copy, and the growth path reported by
- * mapkv_env_info. Built into the Windows test program
- * (tests/win/wintest.c); portable, so it runs anywhere the shim or Check
- * is.
+ * truncation by a compacting copy, the growth path reported by
+ * mapkv_env_info, and a hard link of an open database refused. Built into the
+ * Windows test program (tests/win/wintest.c); portable, so it runs anywhere the
+ * shim or Check is.
  */
 #include "testutil.h"
 
@@ -20,6 +20,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _WIN32
+#include <windows.h> /* CreateHardLinkA */
+#else
+#include <unistd.h> /* link */
+#endif
 
 static void put_n(mapkv_env *env, unsigned from, unsigned to, size_t vlen)
 {
@@ -318,6 +323,13 @@ int wintest_child(int argc, char **argv)
 
 	if (argc < 6)
 		return 2;
+	if (strcmp(argv[2], "conflict") == 0) {
+		/* Another name of a database this process's parent uses. */
+		rc = mapkv_open(&env, argv[3], NULL);
+		if (rc == 0)
+			mapkv_close(env);
+		return rc == MAPKV_LOCK_CONFLICT ? 0 : 7;
+	}
 	if ((rc = mapkv_open(&env, argv[3], NULL))) {
 		fprintf(stderr, "child: open %s: %s\n", argv[3],
 			mapkv_strerror(rc));
@@ -373,6 +385,45 @@ int wintest_child(int argc, char **argv)
 }
 #endif
 
+/* A second name of an open database that would lead to a lock file of
+ * its own (a hard link) is refused while the database is in use under
+ * the first name, by this process and another, and usable once it is
+ * not; a second environment under the first name shares the table. */
+START_TEST(test_hard_link_of_an_open_database_is_refused)
+{
+	mapkv_env *a = tu_open("db", 0, 0), *b;
+	int linked;
+
+	put_n(a, 0, 10, 50);
+#ifdef _WIN32
+	linked = CreateHardLinkA(tu_path("hard.db"), tu_path("db"), NULL) != 0;
+#else
+	linked = link(tu_path("db"), tu_path("hard.db")) == 0;
+#endif
+	if (!linked) {
+		fprintf(stderr, "check_win: no hard link can be made here; "
+				"the hard-link test is skipped\n");
+		mapkv_close(a);
+		return;
+	}
+	ck_assert_rc(tu_open_rc(&b, "hard.db", 0, 0), MAPKV_LOCK_CONFLICT);
+	ck_assert_rc(tu_open_rc(&b, "hard.db", MAPKV_RDONLY, 0),
+		     MAPKV_LOCK_CONFLICT);
+	b = tu_open("db", 0, 0);
+	check_n(b, 10, 50);
+	mapkv_close(b);
+#ifdef _WIN32
+	ck_assert_int_eq(child("conflict", tu_path("hard.db"), 0, 0), 0);
+#endif
+	put_n(a, 10, 20, 50);
+	mapkv_close(a);
+	ck_assert_rc(tu_open_rc(&b, "hard.db", 0, 0), 0);
+	check_n(b, 20, 50);
+	ck_assert_rc(tu_open_rc(&a, "db", 0, 0), MAPKV_LOCK_CONFLICT);
+	mapkv_close(b);
+}
+END_TEST
+
 int wintest_win_main(void)
 {
 	Suite *s = suite_create("win");
@@ -385,6 +436,7 @@ int wintest_win_main(void)
 	tcase_add_test(tc, test_reader_threads_while_the_map_grows);
 	tcase_add_test(tc, test_own_read_txn_does_not_block_growth);
 	tcase_add_test(tc, test_compacting_copy_truncates_and_reopens);
+	tcase_add_test(tc, test_hard_link_of_an_open_database_is_refused);
 #ifdef _WIN32
 	tcase_add_test(tc, test_second_process_shares_locks_growth_and_readers);
 #endif
