@@ -11,8 +11,11 @@
  * replay.c as an ordinary program that `make check` runs over the corpus
  * in tests/fuzz/corpus/ops (seeds and every input that once failed).
  *
- * Decoding (a missing byte reads as 0; the input ends the sequence). One
- * byte chooses the operation (its value modulo 20), then:
+ * Decoding (a missing byte reads as 0; the input ends the sequence). The
+ * first byte chooses the sizes: bit 0 set, small ones (keys of at most 40
+ * bytes, values of at most 300, so trees grow many keys deep and wide
+ * quickly); clear, the whole range below. Then, for each operation, one
+ * byte chooses it (its value modulo 20), then:
  *   0-3  put      tree, key, value size (2 bytes)
  *   4    del      tree, key (mapkv_del)
  *   5    del-under    cursor: mapkv_del of the key under it
@@ -32,11 +35,12 @@
  *                 or open by name
  * A tree byte is taken modulo 3 (0: main), a cursor byte modulo the
  * cursors open. A key byte picks one of 256 keys: its top 3 bits a
- * length of 1, 2, 3, 5, 16, 100, 700 or MAPKV_MAX_KEY_SIZE bytes, its low
- * 5 bits the first byte (keys share prefixes). The value size's first
- * byte picks a class, the second a size in it: around every threshold
- * (the largest inline value for that key, +-2; half a page, a page, the
- * room of one and of two overflow pages, +-2), small, and up to 5 pages.
+ * length of 1, 2, 3, 5, 16, 100, 700 or MAPKV_MAX_KEY_SIZE bytes (small
+ * sizes: 1, 2, 3, 5, 16, 20, 30, 40), its low 5 bits the first byte (keys
+ * share prefixes). The value size's first byte picks a class, the second
+ * a size in it: around every threshold (the largest inline value for that
+ * key, +-2; half a page, a page, the room of one and of two overflow
+ * pages, +-2), small, and up to 5 pages (small sizes: at most 300).
  *
  * Model of a cursor: unpositioned or at a key K, set only by a successful
  * move; NEXT is the smallest key > K, PREV the largest < K, GET_CURRENT
@@ -206,6 +210,7 @@ typedef struct run {
 	mapkv_dbi h[NTREES];
 	int owned[NTREES]; /* the creation in this txn bound the handle */
 	mcur c[NCUR];
+	int small; /* the small sizes (first byte) */
 	unsigned ver;
 	uint8_t *vbuf;
 } run;
@@ -236,11 +241,12 @@ static unsigned byte(run *r)
 	return r->at < r->n ? r->in[r->at++] : 0;
 }
 
-static size_t make_key(uint8_t *k, unsigned b)
+static size_t make_key(run *r, uint8_t *k, unsigned b)
 {
-	static const size_t len[8] = {1,  2,   3,   5,
-				      16, 100, 700, MAPKV_MAX_KEY_SIZE};
-	size_t n = len[b >> 5];
+	static const size_t len[2][8] = {
+		{1, 2, 3, 5, 16, 100, 700, MAPKV_MAX_KEY_SIZE},
+		{1, 2, 3, 5, 16, 20, 30, 40}};
+	size_t n = len[r->small][b >> 5];
 	unsigned id = b & 31;
 	memset(k, 'k', n);
 	k[0] = (uint8_t)('A' + id);
@@ -298,8 +304,8 @@ static size_t value_size(run *r, size_t kl)
 	}
 	if (v < 0)
 		v = 0;
-	if (v > 5 * ps)
-		v = 5 * ps;
+	if (v > (r->small ? 300 : 5 * ps))
+		v = r->small ? 300 : 5 * ps;
 	return (size_t)v;
 }
 
@@ -753,14 +759,14 @@ static void step(run *r)
 	case 3: {
 		r->op = "put";
 		int t = (int)(byte(r) % NTREES);
-		kl = make_key(k, byte(r));
+		kl = make_key(r, k, byte(r));
 		op_put(r, t, k, kl, value_size(r, kl));
 		break;
 	}
 	case 4: {
 		r->op = "del";
 		int t = (int)(byte(r) % NTREES);
-		kl = make_key(k, byte(r));
+		kl = make_key(r, k, byte(r));
 		op_del(r, t, k, kl);
 		break;
 	}
@@ -816,7 +822,7 @@ static void step(run *r)
 		int mop = (int)(byte(r) % 7);
 		kl = 0;
 		if (mop == MAPKV_SEEK || mop == MAPKV_SEEK_EXACT)
-			kl = make_key(k, byte(r));
+			kl = make_key(r, k, byte(r));
 		if (c)
 			op_move(r, c, mop, kl ? k : NULL, kl);
 		break;
@@ -871,6 +877,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	unlink(r.lock);
 	r.in = data;
 	r.n = size;
+	r.small = byte(&r) & 1;
 	r.cur[0].exists = r.done[0].exists = 1;
 	r.hstate[0] = H_OPEN;
 	open_env(&r);
