@@ -153,7 +153,11 @@ cur_move(mapkv_cursor *c, mapkv_val *key, mapkv_val *val, int op)
 {
 	mapkv_txn *txn = c->txn;
 	const pager *pg = &txn->pg;
-	int rc;
+	if (txn->state != TXN_ACTIVE)
+		return MAPKV_BAD_TXN;
+	int rc = txn_tree_check(c->tt, c->live, c->dbi);
+	if (rc)
+		return rc;
 	if (op == MAPKV_SEEK || op == MAPKV_SEEK_EXACT) {
 		if (!key)
 			return MAPKV_INVALID;
@@ -219,20 +223,22 @@ cur_move(mapkv_cursor *c, mapkv_val *key, mapkv_val *val, int op)
 int cur_get(mapkv_cursor *c, mapkv_val *key, mapkv_val *val, int op)
 {
 	mapkv_txn *txn = c->txn;
-	if (!txn || txn->state != TXN_ACTIVE)
+	if (!txn)
 		return MAPKV_BAD_TXN;
-	int rc = txn_tree_check(c->tt, c->live, c->dbi);
-	if (rc)
-		return rc;
 	/* The scan fast path: a reader stepping within a leaf (the path is
-	 * then K's place, and nothing but the index moves). */
+	 * then K's place, and nothing but the index moves). A read
+	 * transaction neither fails nor deletes a tree, so of
+	 * txn_tree_check only the handle's part applies. */
 	if (op == MAPKV_NEXT && c->positioned && (txn->flags & MAPKV_RDONLY)) {
+		if (c->live && atomic_load_explicit(
+				       c->live, memory_order_acquire) != c->dbi)
+			return MAPKV_BAD_DBI;
 		int l = c->path.depth - 1;
 		if (c->path.idx[l] + 1 < pg_nkeys(c->path.pg[l])) {
 			mapkv_val k, v;
 			c->path.idx[l]++;
-			rc = bt_path_kv(&txn->pg, &c->path, &k,
-					val ? &v : NULL);
+			int rc = bt_path_kv(&txn->pg, &c->path, &k,
+					    val ? &v : NULL);
 			if (!rc && k.size - 1 >= MAPKV_MAX_KEY_SIZE)
 				rc = MAPKV_CORRUPT; /* as land() says */
 			if (rc) {

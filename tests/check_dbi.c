@@ -907,6 +907,35 @@ START_TEST(test_slot_of_a_closed_handle_waits_for_its_readers)
 }
 END_TEST
 
+/* A read transaction's cursor stops with MAPKV_BAD_DBI at the close of
+ * its handle, in the middle of a leaf too (the scan's fast step). */
+START_TEST(test_dbi_close_stops_a_read_cursor_mid_scan)
+{
+	mapkv_env *env = open_max_dbs(2, 0);
+	mapkv_txn *txn = tu_begin(env, 0);
+	mapkv_dbi a = open_dbi(txn, "a", MAPKV_CREATE);
+	fill(txn, a, NULL, "k", "a", 10); /* one leaf */
+	tu_commit(txn);
+	txn = tu_begin(env, MAPKV_RDONLY);
+	mapkv_cursor *cur;
+	mapkv_val k, v;
+	ck_assert_rc(mapkv_cursor_open(txn, a, &cur), 0);
+	ck_assert_rc(mapkv_cursor_get(cur, &k, &v, MAPKV_FIRST), 0);
+	ck_assert_rc(mapkv_cursor_get(cur, &k, &v, MAPKV_NEXT), 0);
+	ck_assert_rc(mapkv_dbi_close(env, a), 0);
+	ck_assert_rc(mapkv_cursor_get(cur, &k, &v, MAPKV_NEXT), MAPKV_BAD_DBI);
+	ck_assert_rc(mapkv_cursor_get(cur, &k, &v, MAPKV_GET_CURRENT),
+		     MAPKV_BAD_DBI);
+	ck_assert_rc(mapkv_cursor_get(cur, &k, &v, MAPKV_LAST), MAPKV_BAD_DBI);
+	mapkv_cursor_close(cur);
+	/* Opened again, the name reaches the same data. */
+	mapkv_dbi a2 = open_dbi(txn, "a", 0);
+	tu_expect_str(txn, a2, "k000001", "a-1");
+	mapkv_txn_abort(txn);
+	mapkv_close(env);
+}
+END_TEST
+
 /* A slot whose generations are used up is retired, not reused: its last
  * handle would otherwise be given out again. Reaching the last generation
  * takes 2^31 closes here (max_dbs 1), so the test sets the counter. */
@@ -969,6 +998,7 @@ int main(void)
 	tcase_add_test(tc, test_dbi_close_inside_a_write_txn_keeps_its_changes);
 	tcase_add_test(tc, test_slot_of_a_closed_handle_waits_for_its_readers);
 	tcase_add_test(tc, test_a_slot_whose_generations_run_out_is_retired);
+	tcase_add_test(tc, test_dbi_close_stops_a_read_cursor_mid_scan);
 
 	tc = tu_tcase(s, "drop", 300);
 	tcase_add_test(tc, test_drop_with_del_0_empties_tree_and_keeps_it);
