@@ -140,8 +140,9 @@ enum mapkv_cursor_op {
 typedef struct mapkv_env mapkv_env;
 typedef struct mapkv_txn mapkv_txn;
 typedef struct mapkv_cursor mapkv_cursor;
-/** Handle of a tree, valid for the life of the environment; 0 is the main
- * tree. */
+/** Handle of a tree; 0 is the main tree, always open. A named tree's
+ * handle stands for its name in this environment, in every transaction,
+ * from mapkv_dbi_open() until mapkv_dbi_close() or mapkv_close(). */
 typedef uint32_t mapkv_dbi;
 
 /** A byte string: a key or a value. */
@@ -172,7 +173,9 @@ typedef struct mapkv_options {
 	 * most MAPKV_MAX_READERS (more: MAPKV_INVALID). The first process to
 	 * open the database sizes the table; later ones use it as it is. */
 	unsigned max_readers;
-	/** Named trees that may be open at once; 0 means 128. */
+	/** Named trees that may be open at once (handles given out by
+	 * mapkv_dbi_open and not closed, see mapkv_dbi_close); 0 means 128;
+	 * at most 16,777,215 are used. */
 	unsigned max_dbs;
 } mapkv_options;
 
@@ -380,17 +383,53 @@ MAPKV_API uint64_t mapkv_txn_id(const mapkv_txn *txn);
 /**
  * Get a handle to a tree.
  *
+ * A handle stands for the tree's name: every mapkv_dbi_open() of one name
+ * returns the same handle until it is closed, and each transaction reaches
+ * through it the tree of that name in its own snapshot. Where that tree
+ * does not exist (deleted by mapkv_dbi_drop(), or not yet created in an
+ * older snapshot) functions given the handle return MAPKV_BAD_DBI; if a
+ * tree of that name is created again, the handle reaches the new tree.
+ * An open handle takes one of max_dbs slots (mapkv_options) until
+ * mapkv_dbi_close(). A lookup that fails (MAPKV_NOTFOUND or any error)
+ * takes no slot, and the handle of a tree created by a write transaction
+ * that then aborts, or whose commit fails, is closed by that end.
+ *
  * @param name  NULL for the main tree (handle 0), otherwise a name of 1 to
  *              255 bytes (a C string).
  * @param flags MAPKV_CREATE to create a missing tree (write transactions
  *              only; the creation is undone if the transaction aborts).
  * @param dbi   receives the handle, valid in later transactions too.
  * @return 0; MAPKV_NOTFOUND if missing and not created; MAPKV_READONLY to
- *         create in a read transaction; MAPKV_DBS_FULL; MAPKV_NOMEM;
- *         MAPKV_CORRUPT; MAPKV_INVALID.
+ *         create in a read transaction; MAPKV_DBS_FULL when max_dbs
+ *         handles are open; MAPKV_NOMEM; MAPKV_CORRUPT; MAPKV_INVALID.
  */
 MAPKV_API int mapkv_dbi_open(mapkv_txn *txn, const char *name, unsigned flags,
 			     mapkv_dbi *dbi);
+
+/**
+ * Close a tree handle and free its slot, for programs that open many
+ * trees over time (a handle is otherwise open until mapkv_close()). The
+ * tree and its data are untouched.
+ *
+ * From this call on the handle is invalid everywhere, in transactions
+ * already running too: every function given it, and every operation of a
+ * cursor opened on it (except mapkv_cursor_close()), returns
+ * MAPKV_BAD_DBI. The handle is shared by all who opened the name, so it
+ * is closed for all of them. Changes a write transaction still running
+ * made through it are kept: that transaction commits or aborts them as
+ * usual. A later mapkv_dbi_open() of the name returns a new handle; a
+ * closed handle never becomes valid again and never reaches another tree
+ * (a handle carries its slot's generation; a slot whose generations are
+ * used up, after 2^(32-b) closes where 2^b >= max_dbs + 1, about 16
+ * million with the default max_dbs, is retired). The slot is reused
+ * once no running transaction has used the handle. Safe to call from any
+ * thread.
+ * @return 0; MAPKV_BAD_DBI if @p dbi is not an open handle (unknown or
+ *         already closed); MAPKV_INVALID for a NULL @p env or the main
+ *         tree's handle 0, which cannot be closed; MAPKV_FORKED in a child
+ *         after fork() (see mapkv_open).
+ */
+MAPKV_API int mapkv_dbi_close(mapkv_env *env, mapkv_dbi dbi);
 
 /**
  * Empty a tree and, with @p del nonzero, delete it (not the main tree,
@@ -449,20 +488,54 @@ MAPKV_API int mapkv_cursor_open(mapkv_txn *txn, mapkv_dbi dbi,
 
 /**
  * Move the cursor and return the key and value it lands on.
+ *
+ * A cursor is unpositioned when opened; after its first successful move
+ * it is positioned at a key K, the key of the pair its last successful
+ * move returned. Only a successful FIRST, LAST, NEXT, PREV, SEEK or
+ * SEEK_EXACT changes K; nothing else does, in particular no failed
+ * operation (MAPKV_NOTFOUND or any other error): after one the cursor is
+ * exactly where it was. In a write transaction the tree may
+ * change under the cursor (mapkv_put, mapkv_del, mapkv_cursor_del through
+ * this or another cursor, mapkv_dbi_drop): K stays the cursor's position
+ * regardless. While K is in the tree the cursor is on K's pair; while it
+ * is not (deleted, or the tree emptied) the cursor is in the gap where K
+ * would be, and if K is stored again the cursor is on it again. So, with
+ * "the tree" meaning the tree as it is at the call:
+ *  - MAPKV_FIRST / MAPKV_LAST: the smallest / largest key.
+ *  - MAPKV_NEXT: the smallest key > K (MAPKV_FIRST when unpositioned):
+ *    it never skips a pair, whatever changed since the last move.
+ *  - MAPKV_PREV: the largest key < K (MAPKV_LAST when unpositioned).
+ *  - MAPKV_SEEK: the smallest key >= *key; MAPKV_SEEK_EXACT: *key itself.
+ *  - MAPKV_GET_CURRENT: K's pair; MAPKV_NOTFOUND when unpositioned or in
+ *    a gap (K is not in the tree).
+ * Each returns MAPKV_NOTFOUND when there is no such key (the end of the
+ * tree, an empty tree, a missing key), leaving the cursor unchanged. In a
+ * read transaction the tree never changes, so this is plain iteration.
+ * If the tree was deleted (mapkv_dbi_drop with del) or its handle closed,
+ * the cursor's operations return MAPKV_BAD_DBI; if a tree of the same
+ * name is created again in the transaction, the cursor continues from K
+ * in the new tree.
+ *
  * @param key input for MAPKV_SEEK and MAPKV_SEEK_EXACT; output (may be NULL
  *        otherwise) pointing into the map.
  * @param val output, may be NULL.
  * @param op  an enum mapkv_cursor_op.
- * @return 0; MAPKV_NOTFOUND past either end (the cursor stays where it
- *         was) or for a missing key; MAPKV_BAD_TXN; MAPKV_INVALID.
+ * @return 0; MAPKV_NOTFOUND as above; MAPKV_BAD_KEY for a SEEK key that is
+ *         empty or too long; MAPKV_BAD_DBI; MAPKV_BAD_TXN after the
+ *         transaction ended or failed; MAPKV_CORRUPT; MAPKV_INVALID (NULL
+ *         cursor, unknown @p op, SEEK without a key).
  */
 MAPKV_API int mapkv_cursor_get(mapkv_cursor *cur, mapkv_val *key,
 			       mapkv_val *val, int op);
 
 /**
- * Delete the pair under the cursor. Afterwards MAPKV_NEXT returns the pair
- * that followed it, MAPKV_PREV the one before it.
- * @return 0, MAPKV_NOTFOUND if unpositioned, and the errors of mapkv_put().
+ * Delete the pair under the cursor (the pair with the cursor's key K, see
+ * mapkv_cursor_get). The cursor keeps K and so stands in the gap it
+ * left: MAPKV_NEXT returns the pair that followed it, MAPKV_PREV the one
+ * before it, MAPKV_GET_CURRENT MAPKV_NOTFOUND.
+ * @return 0; MAPKV_NOTFOUND if the cursor is unpositioned or in a gap
+ *         (nothing is deleted; the transaction goes on); MAPKV_READONLY in
+ *         a read transaction; MAPKV_BAD_DBI; and the errors of mapkv_put().
  */
 MAPKV_API int mapkv_cursor_del(mapkv_cursor *cur);
 

@@ -167,6 +167,15 @@ int mapkv_dbi_drop(mapkv_txn *txn, mapkv_dbi dbi, int del)
 	return txn_dbi_drop(txn, dbi, del);
 }
 
+int mapkv_dbi_close(mapkv_env *env, mapkv_dbi dbi)
+{
+	if (!env)
+		return MAPKV_INVALID;
+	if (env_forked(env))
+		return MAPKV_FORKED;
+	return txn_dbi_close(env, dbi);
+}
+
 int mapkv_dbi_list(mapkv_txn *txn, int (*fn)(void *ctx, const char *name),
 		   void *ctx)
 {
@@ -246,7 +255,24 @@ int mapkv_cursor_open(mapkv_txn *txn, mapkv_dbi dbi, mapkv_cursor **cur)
 		return rc;
 	if (!cur)
 		return MAPKV_INVALID;
-	return cur_open(txn, dbi, cur);
+	txn_tree *tt;
+	_Atomic uint32_t *live;
+	if ((rc = txn_tree_ref(txn, dbi, &tt, &live)))
+		return rc;
+	return cur_open(txn, dbi, tt, live, cur);
+}
+
+/* The tree a cursor's handle names in its transaction. */
+static int cursor_tree(mapkv_cursor *cur, txn_tree **tt)
+{
+	mapkv_txn *txn = cur->txn;
+	if (!txn || txn->state != TXN_ACTIVE)
+		return MAPKV_BAD_TXN;
+	int rc = txn_tree_check(cur->tt, cur->live, cur->dbi);
+	if (rc)
+		return rc;
+	*tt = cur->tt;
+	return 0;
 }
 
 int mapkv_cursor_get(mapkv_cursor *cur, mapkv_val *key, mapkv_val *val, int op)
@@ -260,7 +286,20 @@ int mapkv_cursor_del(mapkv_cursor *cur)
 {
 	if (!cur)
 		return MAPKV_INVALID;
-	return cur_del(cur);
+	txn_tree *tt;
+	int rc = cursor_tree(cur, &tt);
+	if (rc)
+		return rc;
+	mapkv_txn *txn = cur->txn;
+	if (txn->flags & MAPKV_RDONLY)
+		return MAPKV_READONLY;
+	txn->mod_seq++;
+	rc = cur_del(cur, &tt->rec);
+	if (rc == 0)
+		tt->state |= TT_DIRTY;
+	else if (rc != MAPKV_NOTFOUND)
+		return txn_fail(txn, rc);
+	return rc;
 }
 
 void mapkv_cursor_close(mapkv_cursor *cur)

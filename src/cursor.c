@@ -1,18 +1,14 @@
 /*
- * cursor.c: cursors (see cursor.h).
+ * cursor.c: cursors (see cursor.h for the design, mapkv.h for the
+ * semantics).
  */
 #include "cursor.h"
 
 #include <string.h>
 
-#include "txn.h"
-
-int cur_open(mapkv_txn *txn, mapkv_dbi dbi, mapkv_cursor **out)
+int cur_open(mapkv_txn *txn, mapkv_dbi dbi, txn_tree *tt,
+	     _Atomic uint32_t *live, mapkv_cursor **out)
 {
-	txn_tree *tt;
-	int rc = txn_tree_get(txn, dbi, &tt);
-	if (rc)
-		return rc;
 	os_vfs *vfs = txn->env->vfs;
 	mapkv_cursor *c = vfs->alloc(vfs, sizeof(*c));
 	if (!c)
@@ -21,6 +17,8 @@ int cur_open(mapkv_txn *txn, mapkv_dbi dbi, mapkv_cursor **out)
 	c->txn = txn;
 	c->vfs = vfs;
 	c->dbi = dbi;
+	c->tt = tt;
+	c->live = live;
 	c->next = txn->cursors;
 	if (txn->cursors)
 		txn->cursors->prev = c;
@@ -43,139 +41,101 @@ void cur_close(mapkv_cursor *c)
 	c->vfs->free(c->vfs, c);
 }
 
-/* Position at the first key >= key. Returns 0 (on an element), 1 (every
- * key is smaller: the path is on the last element), or an error
- * (MAPKV_NOTFOUND for an empty tree). */
-static int lower_bound(mapkv_cursor *c, const tree_rec *t, const void *key,
-		       size_t klen, int *exact)
+/* A path is copied often (each move works on a copy): only the levels in
+ * use, usually 2 to 4 of the 32. */
+static void path_copy(bt_path *dst, const bt_path *src)
 {
-	const pager *pg = &c->txn->pg;
-	bt_path path;
-	int rc = bt_search(pg, t, key, klen, &path, exact);
+	int d = src->depth;
+	dst->depth = d;
+	memcpy(dst->pg, src->pg, (size_t)d * sizeof(src->pg[0]));
+	memcpy(dst->idx, src->idx, (size_t)d * sizeof(src->idx[0]));
+}
+
+/* Where @key is in tree @t: *where is CUR_ON, CUR_BEFORE or CUR_END with
+ * *path placed as cursor.h says. */
+static int find(const pager *pg, const tree_rec *t, const void *key,
+		size_t klen, bt_path *path, int *where)
+{
+	int exact;
+	int rc = bt_search(pg, t, key, klen, path, &exact);
+	if (rc == MAPKV_NOTFOUND) {
+		path->depth = 0;
+		*where = CUR_END;
+		return 0;
+	}
 	if (rc)
 		return rc;
-	int l = path.depth - 1;
-	unsigned n = pg_nkeys(path.pg[l]);
-	if (n == 0)
-		return MAPKV_NOTFOUND;
-	if (path.idx[l] >= n) {
-		path.idx[l] = n - 1;
-		rc = bt_next(pg, &path);
-		if (rc == MAPKV_NOTFOUND) {
-			c->path = path;
-			return 1;
-		}
-		if (rc)
-			return rc;
+	int l = path->depth - 1;
+	unsigned n = pg_nkeys(path->pg[l]);
+	if (n == 0) {
+		/* Only a root leaf may be empty. */
+		if (l != 0)
+			return MAPKV_CORRUPT;
+		path->depth = 0;
+		*where = CUR_END;
+		return 0;
 	}
-	c->path = path;
+	if (path->idx[l] < n) {
+		*where = exact ? CUR_ON : CUR_BEFORE;
+		return 0;
+	}
+	/* Every key of this leaf is smaller: the next key, if any, is in
+	 * the leaves to the right. */
+	path->idx[l] = n - 1;
+	bt_path nx;
+	path_copy(&nx, path);
+	rc = bt_next(pg, &nx);
+	if (rc == MAPKV_NOTFOUND) {
+		*where = CUR_END;
+		return 0;
+	}
+	if (rc)
+		return rc;
+	path_copy(path, &nx);
+	*where = CUR_BEFORE;
 	return 0;
 }
 
-int cur_get(mapkv_cursor *c, mapkv_val *key, mapkv_val *val, int op)
+/* Bring a writer's cached place of its key up to date with the tree. */
+static int locate(mapkv_cursor *c, const tree_rec *t)
 {
 	mapkv_txn *txn = c->txn;
-	if (!txn || txn->state != TXN_ACTIVE)
-		return MAPKV_BAD_TXN;
-	/* The scan fast path: a reader stepping within a leaf. */
-	if (op == MAPKV_NEXT && c->positioned && (txn->flags & MAPKV_RDONLY)) {
-		int l = c->path.depth - 1;
-		if (c->path.idx[l] + 1 < pg_nkeys(c->path.pg[l])) {
-			c->path.idx[l]++;
-			mapkv_val k, v;
-			int rc = bt_path_kv(&txn->pg, &c->path, &k, &v);
-			if (rc)
-				return rc;
-			if (key)
-				*key = k;
-			if (val)
-				*val = v;
-			return 0;
-		}
-	}
-	txn_tree *tt;
-	int rc = txn_tree_get(txn, c->dbi, &tt);
+	if (!c->positioned || c->seq == txn->mod_seq ||
+	    (txn->flags & MAPKV_RDONLY))
+		return 0;
+	bt_path path;
+	int where;
+	int rc = find(&txn->pg, t, c->key, c->klen, &path, &where);
 	if (rc)
 		return rc;
-	const tree_rec *t = &tt->rec;
-	const pager *pg = &txn->pg;
-	int writer = !(txn->flags & MAPKV_RDONLY);
-	int gap = 0, past = 0, exact;
+	path_copy(&c->path, &path);
+	c->where = where;
+	c->seq = txn->mod_seq;
+	return 0;
+}
 
-	/* A writer's cursor finds its key again after any change. */
-	if (c->positioned && writer && (c->seq != txn->mod_seq || c->deleted)) {
-		rc = lower_bound(c, t, c->key, c->klen, &exact);
-		if (rc == MAPKV_NOTFOUND) {
-			c->positioned = 0;
-		} else if (rc < 0) {
-			return rc;
-		} else {
-			past = rc == 1;
-			gap = past || !exact;
-		}
-		c->seq = txn->mod_seq;
-	}
-
-	/* Moves leave the path alone when they fail; a seek does not, so
-	 * it restores the saved one. */
-	bt_path save;
-	if (op == MAPKV_SEEK || op == MAPKV_SEEK_EXACT)
-		save = c->path;
-	switch (op) {
-	case MAPKV_FIRST:
-		rc = bt_first(pg, t, &c->path);
-		break;
-	case MAPKV_LAST:
-		rc = bt_last(pg, t, &c->path);
-		break;
-	case MAPKV_NEXT:
-		if (!c->positioned)
-			rc = bt_first(pg, t, &c->path);
-		else if (gap)
-			rc = past ? MAPKV_NOTFOUND : 0;
-		else
-			rc = bt_next(pg, &c->path);
-		break;
-	case MAPKV_PREV:
-		if (!c->positioned)
-			rc = bt_last(pg, t, &c->path);
-		else if (gap && past)
-			rc = 0;
-		else
-			rc = bt_prev(pg, &c->path);
-		break;
-	case MAPKV_SEEK:
-	case MAPKV_SEEK_EXACT:
-		if (!key || !key->data || key->size == 0 ||
-		    key->size > MAPKV_MAX_KEY_SIZE)
-			return key ? MAPKV_BAD_KEY : MAPKV_INVALID;
-		rc = lower_bound(c, t, key->data, key->size, &exact);
-		if (rc == 1 || (rc == 0 && op == MAPKV_SEEK_EXACT && !exact))
-			rc = MAPKV_NOTFOUND;
-		break;
-	case MAPKV_GET_CURRENT:
-		rc = (c->positioned && !gap) ? 0 : MAPKV_NOTFOUND;
-		break;
-	default:
-		return MAPKV_INVALID;
-	}
-	if (rc) {
-		/* Stay where we were (a writer's cursor keeps its key and,
-		 * after a delete, its gap). */
-		if (op == MAPKV_SEEK || op == MAPKV_SEEK_EXACT)
-			c->path = save;
-		return rc;
-	}
+/* The cursor moves to the pair at @p (which may be c->path itself). */
+static int land(mapkv_cursor *c, const bt_path *p, mapkv_val *key,
+		mapkv_val *val)
+{
+	mapkv_txn *txn = c->txn;
 	mapkv_val k, v;
-	if ((rc = bt_path_kv(pg, &c->path, &k, &v)))
+	int rc = bt_path_kv(&txn->pg, p, &k, val ? &v : NULL);
+	if (rc)
 		return rc;
-	c->positioned = 1;
-	c->deleted = 0;
-	if (writer) {
+	/* A damaged page may hold a key no caller could have stored; it
+	 * would not fit the copy a writer keeps. */
+	if (k.size == 0 || k.size > MAPKV_MAX_KEY_SIZE)
+		return MAPKV_CORRUPT;
+	if (!(txn->flags & MAPKV_RDONLY)) {
 		memcpy(c->key, k.data, k.size);
 		c->klen = k.size;
-		c->seq = txn->mod_seq;
 	}
+	if (p != &c->path)
+		path_copy(&c->path, p);
+	c->where = CUR_ON;
+	c->seq = txn->mod_seq;
+	c->positioned = 1;
 	if (key)
 		*key = k;
 	if (val)
@@ -183,26 +143,126 @@ int cur_get(mapkv_cursor *c, mapkv_val *key, mapkv_val *val, int op)
 	return 0;
 }
 
-int cur_del(mapkv_cursor *c)
+/* Every operation but a reader's step within a leaf: kept out of
+ * cur_get so that the scan's step does not pay for this one's frame. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static int
+cur_move(mapkv_cursor *c, mapkv_val *key, mapkv_val *val, int op)
 {
 	mapkv_txn *txn = c->txn;
-	if (!txn || txn->state != TXN_ACTIVE)
+	const pager *pg = &txn->pg;
+	if (txn->state != TXN_ACTIVE)
 		return MAPKV_BAD_TXN;
+	int rc = txn_tree_check(c->tt, c->live, c->dbi);
+	if (rc)
+		return rc;
+	if (op == MAPKV_SEEK || op == MAPKV_SEEK_EXACT) {
+		if (!key)
+			return MAPKV_INVALID;
+		if (key->size == 0 || key->size > MAPKV_MAX_KEY_SIZE)
+			return MAPKV_BAD_KEY;
+		if (!key->data)
+			return MAPKV_INVALID;
+	} else if (op < MAPKV_FIRST || op > MAPKV_GET_CURRENT) {
+		return MAPKV_INVALID;
+	}
+	const tree_rec *t = &c->tt->rec;
+	bt_path p;
+	int where;
+	if ((rc = locate(c, t)))
+		return rc;
+
+	/* Each case computes the new place in p; the cursor changes only
+	 * in land(), after the move succeeded. */
+	switch (op) {
+	case MAPKV_FIRST:
+		rc = bt_first(pg, t, &p);
+		break;
+	case MAPKV_LAST:
+		rc = bt_last(pg, t, &p);
+		break;
+	case MAPKV_NEXT:
+		path_copy(&p, &c->path);
+		if (!c->positioned)
+			rc = bt_first(pg, t, &p);
+		else if (c->where == CUR_ON)
+			rc = bt_next(pg, &p);
+		else if (c->where == CUR_BEFORE)
+			rc = 0;
+		else
+			rc = MAPKV_NOTFOUND;
+		break;
+	case MAPKV_PREV:
+		path_copy(&p, &c->path);
+		if (!c->positioned)
+			rc = bt_last(pg, t, &p);
+		else if (c->where != CUR_END)
+			rc = bt_prev(pg, &p); /* on K, or on K's successor */
+		else
+			rc = p.depth > 0 ? 0 : MAPKV_NOTFOUND;
+		break;
+	case MAPKV_SEEK:
+	case MAPKV_SEEK_EXACT:
+		rc = find(pg, t, key->data, key->size, &p, &where);
+		if (!rc && (where == CUR_END ||
+			    (op == MAPKV_SEEK_EXACT && where != CUR_ON)))
+			rc = MAPKV_NOTFOUND;
+		break;
+	default: /* MAPKV_GET_CURRENT */
+		path_copy(&p, &c->path);
+		rc = c->positioned && c->where == CUR_ON ? 0 : MAPKV_NOTFOUND;
+		break;
+	}
+	if (rc)
+		return rc;
+	return land(c, &p, key, val);
+}
+
+int cur_get(mapkv_cursor *c, mapkv_val *key, mapkv_val *val, int op)
+{
+	mapkv_txn *txn = c->txn;
+	if (!txn)
+		return MAPKV_BAD_TXN;
+	/* The scan fast path: a reader stepping within a leaf (the path is
+	 * then K's place, and nothing but the index moves). A read
+	 * transaction neither fails nor deletes a tree, so of
+	 * txn_tree_check only the handle's part applies. */
+	if (op == MAPKV_NEXT && c->positioned && (txn->flags & MAPKV_RDONLY)) {
+		if (c->live && atomic_load_explicit(
+				       c->live, memory_order_acquire) != c->dbi)
+			return MAPKV_BAD_DBI;
+		int l = c->path.depth - 1;
+		if (c->path.idx[l] + 1 < pg_nkeys(c->path.pg[l])) {
+			mapkv_val k, v;
+			c->path.idx[l]++;
+			int rc = bt_path_kv(&txn->pg, &c->path, &k,
+					    val ? &v : NULL);
+			if (!rc && k.size - 1 >= MAPKV_MAX_KEY_SIZE)
+				rc = MAPKV_CORRUPT; /* as land() says */
+			if (rc) {
+				c->path.idx[l]--;
+				return rc;
+			}
+			if (key)
+				*key = k;
+			if (val)
+				*val = v;
+			return 0;
+		}
+	}
+	return cur_move(c, key, val, op);
+}
+
+int cur_del(mapkv_cursor *c, tree_rec *t)
+{
+	mapkv_txn *txn = c->txn;
 	if (txn->flags & MAPKV_RDONLY)
 		return MAPKV_READONLY;
-	if (!c->positioned || c->deleted)
+	if (!c->positioned)
 		return MAPKV_NOTFOUND;
-	txn_tree *tt;
-	int rc = txn_tree_get(txn, c->dbi, &tt);
-	if (rc)
-		return rc;
-	tt->state |= TT_DIRTY;
-	txn->mod_seq++;
-	rc = bt_del(&txn->pg, &tt->rec, c->key, c->klen);
-	if (rc == MAPKV_NOTFOUND)
-		return rc;
-	if (rc)
-		return txn_fail(txn, rc);
-	c->deleted = 1;
-	return 0;
+	/* By key: whether K is still there is the tree's to say. The
+	 * cursor keeps K, so it now stands in K's gap. */
+	return bt_del(&txn->pg, t, c->key, c->klen);
 }

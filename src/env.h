@@ -16,10 +16,19 @@
 #include "page.h"
 #include "pager.h"
 
-/* A name bound to a tree handle. Slot 0 is the main tree (no name). */
+/* A slot of the tree-handle table (txn.c). Slot 0 is the main tree (no
+ * name). A named tree's handle is its slot number plus a generation in
+ * the high bits, so a closed handle never names the slot's next tree.
+ * Under env->mutex, except that handle is read without it. */
 typedef struct dbi_slot {
-	char *name;
+	char *name; /* NULL: free (or retired) */
 	size_t nlen;
+	_Atomic uint32_t handle; /* the valid handle, 0 while closed */
+	uint32_t gen;            /* generation of that (or the next) handle */
+	unsigned refs;           /* transactions with state for the slot */
+	/* The write transaction that created the tree and bound the slot:
+	 * unless it commits, its end closes the handle. */
+	struct mapkv_txn *owner;
 } dbi_slot;
 
 struct mapkv_env {
@@ -60,9 +69,9 @@ struct mapkv_env {
 	lk_table readers;
 	uint64_t pid; /* of the process that opened it (env_forked) */
 
-	unsigned max_dbs;
+	unsigned max_dbs; /* slots, including the main tree's */
 	dbi_slot *dbis;
-	_Atomic unsigned ndbis;
+	_Atomic unsigned ndbis; /* slots ever used (high-water mark) */
 
 	/* Set when a commit could not make its meta page durable: the file's
 	 * state is unknown until reopened, so writing is refused. */
@@ -79,11 +88,25 @@ struct mapkv_env {
 #define TT_LOADED 0x1u  /* rec is valid */
 #define TT_DIRTY 0x2u   /* rec changed: store it at commit */
 #define TT_DELETED 0x4u /* dropped with del: remove from catalog */
+#define TT_HELD 0x8u    /* counted in the slot's refs */
 
 typedef struct txn_tree {
 	tree_rec rec;
 	unsigned state;
 } txn_tree;
+
+/* The check of a reference from txn_tree_ref (txn.h), on every cursor
+ * operation: the handle @dbi is still open (@live: its slot's word, NULL
+ * for the main tree) and the tree exists. */
+static inline int txn_tree_check(const txn_tree *tt, _Atomic uint32_t *live,
+				 mapkv_dbi dbi)
+{
+	if (live && atomic_load_explicit(live, memory_order_acquire) != dbi)
+		return MAPKV_BAD_DBI;
+	if ((tt->state & (TT_LOADED | TT_DELETED)) != TT_LOADED)
+		return MAPKV_BAD_DBI;
+	return 0;
+}
 
 #define TXN_ACTIVE 0
 #define TXN_FAILED 1
@@ -106,13 +129,19 @@ struct mapkv_cursor {
 	mapkv_txn *txn; /* NULL once the transaction ended */
 	os_vfs *vfs;    /* to free the cursor after its txn is gone */
 	mapkv_dbi dbi;
+	/* Its tree in txn (txn_tree_ref): the state, and the slot word
+	 * that holds dbi while the handle is open (NULL: main tree). */
+	txn_tree *tt;
+	_Atomic uint32_t *live;
 	struct mapkv_cursor *next, *prev;
-	int positioned; /* path is valid */
-	int deleted;    /* the key under the cursor was deleted */
-	uint64_t seq;   /* txn->mod_seq the path was built at */
+	int positioned; /* at a key (0: before the first successful move) */
+	/* The place of the key in the tree, as of txn->mod_seq == seq
+	 * (cursor.h): where (CUR_*) and the path. */
+	int where;
+	uint64_t seq;
 	bt_path path;
 	size_t klen;
-	uint8_t key[MAPKV_MAX_KEY_SIZE]; /* writers: key under the cursor */
+	uint8_t key[MAPKV_MAX_KEY_SIZE]; /* writers: the position */
 };
 
 /* 1 in a child after fork(): the environment is the parent's

@@ -281,7 +281,148 @@ int txn_count_free(mapkv_txn *txn, uint64_t *pages)
 	return 0;
 }
 
-/* ---- trees of a transaction ---- */
+/* ---- trees of a transaction ----
+ *
+ * Handles. A named tree is reached through a slot of env->dbis, bound to
+ * its name while a handle for it is open. Its handle is
+ *   gen << slot_bits | slot
+ * where slot_bits is what max_dbs needs (at most DBI_SLOT_BITS) and gen
+ * counts the handles the slot has given out: closing a handle advances its
+ * slot's generation, so the closed handle matches nothing again, and a
+ * slot whose generations are used up is retired rather than reused. Every
+ * use of a handle compares it with its slot's valid handle (one atomic
+ * load), so a close takes effect in running transactions too.
+ *
+ * Transactions keep per-slot state (txn->named): the tree's record as the
+ * transaction sees it, changed in place by a writer and stored in the
+ * catalog at commit under the slot's name. A transaction with such state
+ * holds a reference on the slot (TT_HELD, dbi_slot.refs), which keeps the
+ * slot bound to its name after a close: the writer's changes still reach
+ * the right name at commit, and no slot ever carries state of two names.
+ * For the same reason, while a closed slot is still held, opening its
+ * name again reopens that slot (with a new generation) rather than
+ * binding a second slot to the name. A slot becomes free once it is closed
+ * and no transaction holds it.
+ *
+ * Lookups that find nothing bind nothing; a slot bound by a write
+ * transaction to create a tree (owner) is closed again if that
+ * transaction does not commit.
+ */
+
+#define DBI_SLOT_BITS 24 /* at most 2^24 - 1 trees open at once */
+
+/* The fewest bits (at least 1) that number the slots 0..max_dbs-1. On
+ * every use of a handle, so without a loop where the compiler helps. */
+static unsigned slot_bits(const mapkv_env *env)
+{
+	unsigned n = env->max_dbs;
+	unsigned b;
+#if defined(__GNUC__)
+	b = n <= 2 ? 1 : 32 - (unsigned)__builtin_clz(n - 1);
+#else
+	for (b = 1; b < 32 && (1u << b) < n; b++)
+		;
+#endif
+	return b < DBI_SLOT_BITS ? b : DBI_SLOT_BITS;
+}
+
+static uint32_t max_gen(const mapkv_env *env)
+{
+	return (uint32_t)((1ull << (32 - slot_bits(env))) - 1);
+}
+
+/* Slots that may be bound: below max_dbs and below 2^slot_bits. */
+static unsigned usable_slots(const mapkv_env *env)
+{
+	unsigned lim = 1u << slot_bits(env);
+	return env->max_dbs < lim ? env->max_dbs : lim;
+}
+
+static uint32_t make_handle(const mapkv_env *env, unsigned slot, uint32_t gen)
+{
+	return gen << slot_bits(env) | slot;
+}
+
+/* The slot of an open named handle, or MAPKV_BAD_DBI. */
+static int dbi_slot_of(mapkv_env *env, mapkv_dbi dbi, unsigned *slot)
+{
+	unsigned s = dbi & ((1u << slot_bits(env)) - 1);
+	if (s == 0 ||
+	    s >= atomic_load_explicit(&env->ndbis, memory_order_acquire))
+		return MAPKV_BAD_DBI;
+	if (atomic_load_explicit(&env->dbis[s].handle, memory_order_acquire) !=
+	    dbi)
+		return MAPKV_BAD_DBI;
+	*slot = s;
+	return 0;
+}
+
+/* Under env->mutex: invalidate slot @s's handle. */
+static void slot_close(mapkv_env *env, unsigned s)
+{
+	dbi_slot *d = &env->dbis[s];
+	atomic_store_explicit(&d->handle, 0, memory_order_release);
+	d->gen++; /* past max_gen: retired once free */
+}
+
+/* Under env->mutex: give the slot back if nothing uses it any more. */
+static void slot_release(mapkv_env *env, unsigned s)
+{
+	dbi_slot *d = &env->dbis[s];
+	if (d->refs || atomic_load(&d->handle) || !d->name)
+		return;
+	env->vfs->free(env->vfs, d->name);
+	d->name = NULL;
+	d->nlen = 0;
+}
+
+/* Under env->mutex: bind a free slot to @name; its handle is not valid
+ * until slot_open. */
+static int slot_bind(mapkv_env *env, const char *name, size_t nlen,
+		     unsigned *out)
+{
+	unsigned n = atomic_load(&env->ndbis);
+	unsigned s;
+	uint32_t mg = max_gen(env);
+	for (s = 1; s < n; s++)
+		if (!env->dbis[s].name && env->dbis[s].gen <= mg)
+			break;
+	if (s == n && n >= usable_slots(env))
+		return MAPKV_DBS_FULL;
+	char *copy = env->vfs->alloc(env->vfs, nlen + 1);
+	if (!copy)
+		return MAPKV_NOMEM;
+	memcpy(copy, name, nlen);
+	copy[nlen] = 0;
+	dbi_slot *d = &env->dbis[s];
+	d->name = copy;
+	d->nlen = nlen;
+	d->refs = 0;
+	d->owner = NULL;
+	if (s == n) {
+		d->gen = 0;
+		atomic_store_explicit(&d->handle, 0, memory_order_relaxed);
+		atomic_store_explicit(&env->ndbis, n + 1, memory_order_release);
+	}
+	*out = s;
+	return 0;
+}
+
+/* Under env->mutex: make slot @s's handle valid (a new generation after a
+ * close). */
+static int slot_open(mapkv_env *env, unsigned s, mapkv_dbi *dbi)
+{
+	dbi_slot *d = &env->dbis[s];
+	uint32_t h = atomic_load(&d->handle);
+	if (!h) {
+		if (d->gen > max_gen(env))
+			return MAPKV_DBS_FULL; /* retired, still held */
+		h = make_handle(env, s, d->gen);
+		atomic_store_explicit(&d->handle, h, memory_order_release);
+	}
+	*dbi = h;
+	return 0;
+}
 
 static int load_named(mapkv_txn *txn)
 {
@@ -312,6 +453,36 @@ static int catalog_get(mapkv_txn *txn, const char *name, size_t nlen,
 	return 0;
 }
 
+/* Under env->mutex (or holding slot @s): the transaction's state for slot
+ * @s, loaded from the catalog if need be. 0 if the tree exists in @txn,
+ * MAPKV_NOTFOUND if not. */
+static int slot_tree(mapkv_txn *txn, unsigned s, txn_tree **out)
+{
+	txn_tree *tt = &txn->named[s];
+	*out = tt;
+	if (!(tt->state & TT_LOADED)) {
+		dbi_slot *d = &txn->env->dbis[s];
+		int rc = catalog_get(txn, d->name, d->nlen, &tt->rec);
+		if (rc)
+			return rc;
+		tt->state |= TT_LOADED;
+	}
+	return (tt->state & TT_DELETED) ? MAPKV_NOTFOUND : 0;
+}
+
+/* Under env->mutex: count @txn in slot @s's holders. A transaction's
+ * state for a slot is only valid while it holds the slot (the slot may
+ * have had another name before), so it starts afresh here. */
+static void slot_hold(mapkv_txn *txn, unsigned s)
+{
+	txn_tree *tt = &txn->named[s];
+	if (!(tt->state & TT_HELD)) {
+		memset(tt, 0, sizeof(*tt));
+		tt->state = TT_HELD;
+		txn->env->dbis[s].refs++;
+	}
+}
+
 int txn_tree_get(mapkv_txn *txn, mapkv_dbi dbi, txn_tree **out)
 {
 	mapkv_env *env = txn->env;
@@ -319,57 +490,44 @@ int txn_tree_get(mapkv_txn *txn, mapkv_dbi dbi, txn_tree **out)
 		*out = &txn->main;
 		return 0;
 	}
-	if (dbi >= atomic_load(&env->ndbis))
-		return MAPKV_BAD_DBI;
-	int rc = load_named(txn);
+	unsigned s;
+	int rc = dbi_slot_of(env, dbi, &s);
 	if (rc)
 		return rc;
-	txn_tree *tt = &txn->named[dbi];
-	if (!(tt->state & TT_LOADED)) {
-		dbi_slot *s = &env->dbis[dbi];
-		rc = catalog_get(txn, s->name, s->nlen, &tt->rec);
+	if ((rc = load_named(txn)))
+		return rc;
+	txn_tree *tt = &txn->named[s];
+	if (!(tt->state & TT_HELD)) {
+		/* First use in this transaction: hold the slot, so its name
+		 * stays while the transaction has state for it. */
+		os_mutex_lock(env->mutex);
+		rc = atomic_load(&env->dbis[s].handle) == dbi ? 0
+							      : MAPKV_BAD_DBI;
+		if (!rc)
+			slot_hold(txn, s);
+		os_mutex_unlock(env->mutex);
 		if (rc)
-			return rc == MAPKV_NOTFOUND ? MAPKV_BAD_DBI : rc;
-		tt->state = TT_LOADED;
+			return rc;
 	}
-	if (tt->state & TT_DELETED)
-		return MAPKV_BAD_DBI;
+	rc = slot_tree(txn, s, &tt);
+	if (rc)
+		return rc == MAPKV_NOTFOUND ? MAPKV_BAD_DBI : rc;
 	*out = tt;
 	return 0;
 }
 
-/* The handle bound to @name, binding a new one if needed. */
-static int bind_name(mapkv_env *env, const char *name, size_t nlen,
-		     mapkv_dbi *dbi)
+int txn_tree_ref(mapkv_txn *txn, mapkv_dbi dbi, txn_tree **out,
+		 _Atomic uint32_t **live)
 {
-	int rc = 0;
-	os_mutex_lock(env->mutex);
-	unsigned n = atomic_load(&env->ndbis);
-	for (unsigned i = 1; i < n; i++) {
-		if (env->dbis[i].nlen == nlen &&
-		    memcmp(env->dbis[i].name, name, nlen) == 0) {
-			*dbi = i;
-			goto out;
-		}
-	}
-	if (n >= env->max_dbs) {
-		rc = MAPKV_DBS_FULL;
-		goto out;
-	}
-	char *copy = env->vfs->alloc(env->vfs, nlen + 1);
-	if (!copy) {
-		rc = MAPKV_NOMEM;
-		goto out;
-	}
-	memcpy(copy, name, nlen);
-	copy[nlen] = 0;
-	env->dbis[n].name = copy;
-	env->dbis[n].nlen = nlen;
-	atomic_store(&env->ndbis, n + 1);
-	*dbi = n;
-out:
-	os_mutex_unlock(env->mutex);
-	return rc;
+	int rc = txn_tree_get(txn, dbi, out);
+	if (rc)
+		return rc;
+	/* The transaction holds the slot (txn_tree_get): the word stays
+	 * the slot's, and a close or a reopen changes what it holds. */
+	*live = dbi ? &txn->env->dbis[dbi & ((1u << slot_bits(txn->env)) - 1)]
+				.handle
+		    : NULL;
+	return 0;
 }
 
 int txn_dbi_open(mapkv_txn *txn, const char *name, unsigned flags,
@@ -382,30 +540,109 @@ int txn_dbi_open(mapkv_txn *txn, const char *name, unsigned flags,
 	size_t nlen = strlen(name);
 	if (nlen == 0 || nlen > MK_NAME_MAX)
 		return MAPKV_INVALID;
-	mapkv_dbi d;
-	int rc = bind_name(txn->env, name, nlen, &d);
+	int rc = load_named(txn);
 	if (rc)
 		return rc;
-	if ((rc = load_named(txn)))
-		return rc;
-	txn_tree *tt;
-	rc = txn_tree_get(txn, d, &tt);
-	if (rc == 0) {
-		*dbi = d;
-		return 0;
+	mapkv_env *env = txn->env;
+	os_mutex_lock(env->mutex);
+	/* The slot bound to the name, open or closed but still held. */
+	unsigned n = atomic_load(&env->ndbis), s;
+	for (s = 1; s < n; s++) {
+		dbi_slot *d = &env->dbis[s];
+		if (d->name && d->nlen == nlen &&
+		    memcmp(d->name, name, nlen) == 0)
+			break;
 	}
-	if (rc != MAPKV_BAD_DBI)
-		return rc;
-	if (!(flags & MAPKV_CREATE))
-		return MAPKV_NOTFOUND;
-	if (txn->flags & MAPKV_RDONLY)
-		return MAPKV_READONLY;
-	tt = &txn->named[d];
-	memset(&tt->rec, 0, sizeof(tt->rec));
-	tt->state = TT_LOADED | TT_DIRTY;
-	txn->mod_seq++;
-	*dbi = d;
-	return 0;
+	int fresh = s == n;
+	txn_tree *tt = NULL;
+	tree_rec rec;
+	if (!fresh) {
+		slot_hold(txn, s);
+		rc = slot_tree(txn, s, &tt);
+	} else {
+		rc = catalog_get(txn, name, nlen, &rec);
+	}
+	if (rc && rc != MAPKV_NOTFOUND)
+		goto out;
+	int exists = rc == 0;
+	if (!exists) {
+		rc = !(flags & MAPKV_CREATE)       ? MAPKV_NOTFOUND
+		     : (txn->flags & MAPKV_RDONLY) ? MAPKV_READONLY
+						   : 0;
+		if (rc)
+			goto out; /* nothing bound */
+	}
+	if (fresh && (rc = slot_bind(env, name, nlen, &s)))
+		goto out;
+	dbi_slot *d = &env->dbis[s];
+	int reopened = !atomic_load(&d->handle);
+	if ((rc = slot_open(env, s, dbi))) {
+		slot_release(env, s);
+		goto out;
+	}
+	if (fresh) {
+		slot_hold(txn, s);
+		tt = &txn->named[s];
+		if (exists) {
+			tt->rec = rec;
+			tt->state |= TT_LOADED;
+		}
+	}
+	if (!exists) {
+		memset(&tt->rec, 0, sizeof(tt->rec));
+		tt->state = TT_HELD | TT_LOADED | TT_DIRTY;
+		txn->mod_seq++;
+		/* A handle no one held before exists for this creation only:
+		 * it goes if the creation does. */
+		if (reopened)
+			d->owner = txn;
+	} else if (d->owner != txn) {
+		d->owner = NULL; /* another transaction has the handle */
+	}
+	rc = 0;
+out:
+	os_mutex_unlock(env->mutex);
+	return rc;
+}
+
+int txn_dbi_close(mapkv_env *env, mapkv_dbi dbi)
+{
+	if (dbi == 0)
+		return MAPKV_INVALID;
+	os_mutex_lock(env->mutex);
+	unsigned s;
+	int rc = dbi_slot_of(env, dbi, &s);
+	if (!rc) {
+		slot_close(env, s);
+		slot_release(env, s);
+	}
+	os_mutex_unlock(env->mutex);
+	return rc;
+}
+
+/* The end of a transaction: let go of its slots; a write transaction that
+ * did not commit closes the handles of the trees it created. */
+static void dbi_end(mapkv_txn *txn, int committed)
+{
+	mapkv_env *env = txn->env;
+	if (!txn->named)
+		return;
+	os_mutex_lock(env->mutex);
+	unsigned n = atomic_load(&env->ndbis);
+	for (unsigned s = 1; s < n; s++) {
+		if (!(txn->named[s].state & TT_HELD))
+			continue;
+		dbi_slot *d = &env->dbis[s];
+		if (d->owner == txn) {
+			/* (Reopened after a close, it is closed again.) */
+			if (!committed && atomic_load(&d->handle))
+				slot_close(env, s);
+			d->owner = NULL;
+		}
+		d->refs--;
+		slot_release(env, s);
+	}
+	os_mutex_unlock(env->mutex);
 }
 
 int txn_dbi_drop(mapkv_txn *txn, mapkv_dbi dbi, int del)
@@ -425,7 +662,8 @@ int txn_dbi_drop(mapkv_txn *txn, mapkv_dbi dbi, int del)
 	return 0;
 }
 
-/* Store the records of changed named trees in the catalog. */
+/* Store the records of changed named trees in the catalog. The slots of
+ * changed trees are held by this transaction, so their names stay. */
 static int flush_trees(mapkv_txn *txn)
 {
 	mapkv_env *env = txn->env;
@@ -650,12 +888,19 @@ int txn_begin(mapkv_env *env, unsigned flags, mapkv_txn **out)
 	return 0;
 }
 
-static void txn_free(mapkv_txn *txn)
+/* @committed: a write transaction's commit succeeded. */
+static void txn_free(mapkv_txn *txn, int committed)
 {
 	mapkv_env *env = txn->env;
 	/* Cursors outlive their transaction until closed: mark them. */
 	for (struct mapkv_cursor *c = txn->cursors; c; c = c->next)
 		c->txn = NULL;
+	/* Before the writer lock goes: the next writer must find the
+	 * handles of trees this one failed to create already closed. (Not
+	 * in a child after fork(): its copy of the handle table is unused,
+	 * and the mutex may have been copied held.) */
+	if (!env_forked(env))
+		dbi_end(txn, committed);
 	pager_end(&txn->pg);
 	if (txn->named)
 		env->vfs->free(env->vfs, txn->named);
@@ -677,7 +922,7 @@ static void txn_free(mapkv_txn *txn)
 
 void txn_abort(mapkv_txn *txn)
 {
-	txn_free(txn);
+	txn_free(txn, 0);
 }
 
 static int commit_write(mapkv_txn *txn)
@@ -739,18 +984,18 @@ int txn_commit(mapkv_txn *txn)
 {
 	int rc = 0;
 	if (env_forked(txn->env)) {
-		txn_free(txn);
+		txn_free(txn, 0);
 		return MAPKV_FORKED;
 	}
 	if (txn->flags & MAPKV_RDONLY) {
-		txn_free(txn);
+		txn_free(txn, 1);
 		return 0;
 	}
 	if (txn->state != TXN_ACTIVE) {
-		txn_free(txn);
+		txn_free(txn, 0);
 		return MAPKV_BAD_TXN;
 	}
 	rc = commit_write(txn);
-	txn_free(txn);
+	txn_free(txn, rc == 0);
 	return rc;
 }

@@ -19,13 +19,22 @@ void txn_abort(mapkv_txn *txn);
 int txn_fail(mapkv_txn *txn, int rc);
 
 /* The state of tree @dbi in @txn (loaded from the catalog on first use).
- * MAPKV_BAD_DBI if the tree does not exist in this transaction. */
+ * MAPKV_BAD_DBI if the handle is not open or the tree does not exist in
+ * this transaction. */
 int txn_tree_get(mapkv_txn *txn, mapkv_dbi dbi, txn_tree **out);
+
+/* txn_tree_get, and where a cursor checks its handle later (*live: the
+ * slot word holding @dbi while the handle is open; NULL for the main
+ * tree). The state stays at *out for the transaction's life. */
+int txn_tree_ref(mapkv_txn *txn, mapkv_dbi dbi, txn_tree **out,
+		 _Atomic uint32_t **live);
 
 /* Open (or create) a tree by name; see mapkv_dbi_open. */
 int txn_dbi_open(mapkv_txn *txn, const char *name, unsigned flags,
 		 mapkv_dbi *dbi);
 int txn_dbi_drop(mapkv_txn *txn, mapkv_dbi dbi, int del);
+/* mapkv_dbi_close: @dbi is invalid from now on. */
+int txn_dbi_close(mapkv_env *env, mapkv_dbi dbi);
 int txn_dbi_list(mapkv_txn *txn, int (*fn)(void *ctx, const char *name),
 		 void *ctx);
 

@@ -12,6 +12,8 @@
 #endif
 #include "testutil.h"
 
+#include "env.h" /* one white-box test: a slot's generation counter */
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -565,6 +567,406 @@ START_TEST(test_reader_does_not_see_trees_created_after_it_began)
 }
 END_TEST
 
+/* Issue 11, bug 4: failed lookups used up the handle table. */
+START_TEST(test_lookups_of_missing_trees_take_no_handle_slot)
+{
+	mapkv_env *env = tu_open("db", 0, 0); /* max_dbs: 128 */
+	char name[32];
+	mapkv_dbi d;
+	for (int round = 0; round < 2; round++) {
+		mapkv_txn *txn = tu_begin(env, round ? 0 : MAPKV_RDONLY);
+		for (int i = 0; i < 200; i++) {
+			snprintf(name, sizeof(name), "missing%d", i);
+			ck_assert_rc(mapkv_dbi_open(txn, name, 0, &d),
+				     MAPKV_NOTFOUND);
+		}
+		mapkv_txn_abort(txn);
+	}
+	/* Every slot is still there: 128 trees can be created. */
+	mapkv_txn *txn = tu_begin(env, 0);
+	for (int i = 0; i < 128; i++) {
+		snprintf(name, sizeof(name), "tree%d", i);
+		d = open_dbi(txn, name, MAPKV_CREATE);
+		tu_put_str(txn, d, "k", name);
+	}
+	ck_assert_rc(mapkv_dbi_open(txn, "one-too-many", MAPKV_CREATE, &d),
+		     MAPKV_DBS_FULL);
+	tu_commit(txn);
+	/* Full now, a lookup of a missing name is still NOTFOUND. */
+	txn = tu_begin(env, MAPKV_RDONLY);
+	ck_assert_rc(mapkv_dbi_open(txn, "missing0", 0, &d), MAPKV_NOTFOUND);
+	d = open_dbi(txn, "tree77", 0);
+	tu_expect_str(txn, d, "k", "tree77");
+	mapkv_txn_abort(txn);
+	mapkv_close(env);
+}
+END_TEST
+
+static mapkv_env *open_max_dbs(unsigned max_dbs, uint64_t max_size)
+{
+	mapkv_options o;
+	memset(&o, 0, sizeof(o));
+	o.max_dbs = max_dbs;
+	o.max_size = max_size;
+	return tu_open_opts("db", &o);
+}
+
+/* Every use of @d in @txn is refused with MAPKV_BAD_DBI (the changes each
+ * in a transaction of their own: an error may fail it). */
+static void expect_bad_dbi(mapkv_env *env, mapkv_dbi d)
+{
+	mapkv_val k = {"k", 1}, v = {"v", 1}, out;
+	mapkv_stat_info st;
+	mapkv_cursor *cur;
+	mapkv_txn *txn = tu_begin(env, MAPKV_RDONLY);
+	ck_assert_rc(mapkv_get(txn, d, &k, &out), MAPKV_BAD_DBI);
+	ck_assert_rc(mapkv_stat(txn, d, &st), MAPKV_BAD_DBI);
+	ck_assert_rc(mapkv_cursor_open(txn, d, &cur), MAPKV_BAD_DBI);
+	mapkv_txn_abort(txn);
+	txn = tu_begin(env, 0);
+	ck_assert_rc(mapkv_put(txn, d, &k, &v, 0), MAPKV_BAD_DBI);
+	ck_assert_rc(mapkv_del(txn, d, &k), MAPKV_BAD_DBI);
+	ck_assert_rc(mapkv_dbi_drop(txn, d, 0), MAPKV_BAD_DBI);
+	ck_assert_rc(mapkv_dbi_drop(txn, d, 1), MAPKV_BAD_DBI);
+	/* None of that failed the transaction. */
+	tu_put_str(txn, 0, "still", "works");
+	mapkv_txn_abort(txn);
+}
+
+/* Reads through @d in @txn are refused. */
+static void expect_bad_dbi_in(mapkv_txn *txn, mapkv_dbi d)
+{
+	mapkv_val k = {"k", 1}, out;
+	mapkv_stat_info st;
+	mapkv_cursor *cur;
+	ck_assert_rc(mapkv_get(txn, d, &k, &out), MAPKV_BAD_DBI);
+	ck_assert_rc(mapkv_stat(txn, d, &st), MAPKV_BAD_DBI);
+	ck_assert_rc(mapkv_cursor_open(txn, d, &cur), MAPKV_BAD_DBI);
+}
+
+START_TEST(test_aborted_creation_gives_back_its_slot_and_closes_its_handle)
+{
+	mapkv_env *env = open_max_dbs(2, 0);
+	mapkv_dbi old = 0;
+	for (int i = 0; i < 300; i++) {
+		mapkv_txn *txn = tu_begin(env, 0);
+		char name[16];
+		snprintf(name, sizeof(name), "x%d", i);
+		mapkv_dbi d = open_dbi(txn, name, MAPKV_CREATE);
+		tu_put_str(txn, d, "k", "v");
+		/* Opened again in the transaction: the same handle. */
+		ck_assert_uint_eq(open_dbi(txn, name, 0), d);
+		ck_assert_uint_ne(d, old);
+		if (i % 2) { /* closed and opened again: still undone */
+			ck_assert_rc(mapkv_dbi_close(env, d), 0);
+			expect_bad_dbi_in(txn, d);
+			mapkv_dbi d2 = open_dbi(txn, name, 0);
+			ck_assert_uint_ne(d2, d);
+			tu_expect_str(txn, d2, "k", "v");
+			d = d2;
+		}
+		mapkv_txn_abort(txn);
+		expect_bad_dbi(env, d);
+		old = d;
+	}
+	/* Both slots are free. */
+	mapkv_txn *txn = tu_begin(env, 0);
+	mapkv_dbi a = open_dbi(txn, "a", MAPKV_CREATE);
+	mapkv_dbi b = open_dbi(txn, "b", MAPKV_CREATE);
+	mapkv_dbi c;
+	ck_assert_rc(mapkv_dbi_open(txn, "c", MAPKV_CREATE, &c),
+		     MAPKV_DBS_FULL);
+	tu_put_str(txn, a, "ka", "va");
+	tu_put_str(txn, b, "kb", "vb");
+	tu_commit(txn);
+	/* A committed creation keeps its handle. */
+	txn = tu_begin(env, MAPKV_RDONLY);
+	tu_expect_str(txn, a, "ka", "va");
+	tu_expect_str(txn, b, "kb", "vb");
+	mapkv_txn_abort(txn);
+	mapkv_close(env);
+}
+END_TEST
+
+START_TEST(test_creation_in_a_failed_commit_gives_back_its_slot)
+{
+	/* A transaction that fails (here: the map is full) cannot commit;
+	 * its creations are undone like an abort's. */
+	mapkv_env *env = open_max_dbs(1, 1u << 20);
+	static unsigned char big[256 * 1024];
+	mapkv_txn *txn = tu_begin(env, 0);
+	mapkv_dbi d = open_dbi(txn, "full", MAPKV_CREATE);
+	int rc = 0;
+	char k[16];
+	for (int i = 0; i < 8 && rc == 0; i++) {
+		snprintf(k, sizeof(k), "k%d", i);
+		rc = tu_put_rc(txn, d, k, strlen(k), big, sizeof(big), 0);
+	}
+	ck_assert_rc(rc, MAPKV_FULL);
+	ck_assert_rc(mapkv_txn_commit(txn), MAPKV_BAD_TXN);
+	expect_bad_dbi(env, d);
+	txn = tu_begin(env, 0);
+	mapkv_dbi x;
+	ck_assert_rc(mapkv_dbi_open(txn, "full", 0, &x), MAPKV_NOTFOUND);
+	mapkv_dbi e = open_dbi(txn, "other", MAPKV_CREATE); /* the slot */
+	ck_assert_uint_ne(e, d);
+	tu_commit(txn);
+	mapkv_close(env);
+}
+END_TEST
+
+START_TEST(test_dbi_close_frees_the_slot_and_the_handle_stays_invalid)
+{
+	mapkv_env *env = open_max_dbs(2, 0);
+	tu_model *ma = tu_model_new();
+	mapkv_txn *txn = tu_begin(env, 0);
+	mapkv_dbi a = open_dbi(txn, "a", MAPKV_CREATE);
+	mapkv_dbi b = open_dbi(txn, "b", MAPKV_CREATE);
+	fill(txn, a, ma, "k", "a", 300);
+	fill(txn, b, NULL, "k", "b", 10);
+	tu_commit(txn);
+
+	ck_assert_rc(mapkv_dbi_close(NULL, a), MAPKV_INVALID);
+	ck_assert_rc(mapkv_dbi_close(env, 0), MAPKV_INVALID);
+	ck_assert_rc(mapkv_dbi_close(env, 9999), MAPKV_BAD_DBI);
+	txn = tu_begin(env, 0);
+	mapkv_dbi c;
+	ck_assert_rc(mapkv_dbi_open(txn, "c", MAPKV_CREATE, &c),
+		     MAPKV_DBS_FULL);
+	mapkv_txn_abort(txn);
+
+	ck_assert_rc(mapkv_dbi_close(env, a), 0);
+	ck_assert_rc(mapkv_dbi_close(env, a), MAPKV_BAD_DBI);
+	expect_bad_dbi(env, a);
+	/* Its slot makes room for another tree, which the old handle does
+	 * not reach. */
+	txn = tu_begin(env, 0);
+	c = open_dbi(txn, "c", MAPKV_CREATE);
+	ck_assert_uint_ne(c, a);
+	tu_put_str(txn, c, "k000001", "from c");
+	tu_commit(txn);
+	expect_bad_dbi(env, a);
+	/* The closed tree is untouched; opened again, a new handle. */
+	ck_assert_rc(mapkv_dbi_close(env, c), 0);
+	txn = tu_begin(env, MAPKV_RDONLY);
+	mapkv_dbi a2 = open_dbi(txn, "a", 0);
+	ck_assert_uint_ne(a2, a);
+	ck_assert_uint_ne(a2, c);
+	tu_verify_txn(txn, a2, ma);
+	tu_expect_str(txn, b, "k000001", "b-1"); /* b was not involved */
+	mapkv_txn_abort(txn);
+	expect_bad_dbi(env, a);
+	expect_bad_dbi(env, c);
+	tu_model_free(ma);
+	mapkv_close(env);
+}
+END_TEST
+
+START_TEST(test_closed_handles_never_reach_a_later_tree_in_their_slot)
+{
+	/* One slot, opened and closed over and over: every handle it gave
+	 * out differs and stays dead. */
+	enum { N = 500 };
+	static mapkv_dbi h[N];
+	mapkv_env *env = open_max_dbs(1, 0);
+	char name[16];
+	for (int i = 0; i < N; i++) {
+		mapkv_txn *txn = tu_begin(env, 0);
+		snprintf(name, sizeof(name), "t%d", i % 7);
+		h[i] = open_dbi(txn, name, MAPKV_CREATE);
+		tu_put_str(txn, h[i], "who", name);
+		tu_commit(txn);
+		ck_assert_rc(mapkv_dbi_close(env, h[i]), 0);
+	}
+	mapkv_txn *txn = tu_begin(env, 0);
+	mapkv_dbi live = open_dbi(txn, "t3", 0);
+	mapkv_val k = {"who", 3}, v;
+	for (int i = 0; i < N; i++) {
+		ck_assert_uint_ne(h[i], live);
+		for (int j = 0; j < i; j++)
+			ck_assert_uint_ne(h[i], h[j]);
+		ck_assert_rc(mapkv_get(txn, h[i], &k, &v), MAPKV_BAD_DBI);
+	}
+	tu_expect_str(txn, live, "who", "t3");
+	mapkv_txn_abort(txn);
+	mapkv_close(env);
+}
+END_TEST
+
+/* A handle closed while a write transaction uses it: that transaction's
+ * changes through it are kept, later uses are refused, and opening the
+ * name again in the transaction sees its changes. */
+START_TEST(test_dbi_close_inside_a_write_txn_keeps_its_changes)
+{
+	mapkv_env *env = open_max_dbs(1, 0);
+	mapkv_txn *txn = tu_begin(env, 0);
+	mapkv_dbi a = open_dbi(txn, "a", MAPKV_CREATE);
+	tu_put_str(txn, a, "k1", "v1");
+	tu_commit(txn);
+
+	txn = tu_begin(env, 0);
+	tu_put_str(txn, a, "k2", "v2");
+	mapkv_cursor *cur;
+	mapkv_val k, v;
+	ck_assert_rc(mapkv_cursor_open(txn, a, &cur), 0);
+	ck_assert_rc(mapkv_cursor_get(cur, &k, &v, MAPKV_FIRST), 0);
+	ck_assert_rc(mapkv_dbi_close(env, a), 0);
+	ck_assert_rc(mapkv_cursor_get(cur, &k, &v, MAPKV_NEXT), MAPKV_BAD_DBI);
+	ck_assert_rc(mapkv_cursor_get(cur, &k, &v, MAPKV_GET_CURRENT),
+		     MAPKV_BAD_DBI);
+	ck_assert_rc(mapkv_cursor_del(cur), MAPKV_BAD_DBI);
+	mapkv_cursor_close(cur);
+	ck_assert_rc(tu_put_rc(txn, a, "k3", 2, "v3", 2, 0), MAPKV_BAD_DBI);
+	/* The slot is still the name's (this transaction holds it): no
+	 * other tree can take it, and the name gets it back. */
+	mapkv_dbi d;
+	ck_assert_rc(mapkv_dbi_open(txn, "b", MAPKV_CREATE, &d),
+		     MAPKV_DBS_FULL);
+	mapkv_dbi a2 = open_dbi(txn, "a", 0);
+	ck_assert_uint_ne(a2, a);
+	tu_expect_str(txn, a2, "k2", "v2");
+	tu_put_str(txn, a2, "k3", "v3");
+	ck_assert_rc(mapkv_dbi_close(env, a2), 0);
+	tu_commit(txn);
+
+	txn = tu_begin(env, MAPKV_RDONLY);
+	mapkv_dbi a3 = open_dbi(txn, "a", 0);
+	tu_expect_str(txn, a3, "k1", "v1");
+	tu_expect_str(txn, a3, "k2", "v2");
+	tu_expect_str(txn, a3, "k3", "v3");
+	mapkv_txn_abort(txn);
+	expect_bad_dbi(env, a);
+	expect_bad_dbi(env, a2);
+	mapkv_close(env);
+}
+END_TEST
+
+static int reader_get_a(mapkv_txn *txn, void *ctx, char *err, size_t errlen)
+{
+	mapkv_dbi *d = ctx;
+	mapkv_val k = {"k", 1}, v;
+	int rc = mapkv_get(txn, *d, &k, &v);
+	int want = d[1] ? MAPKV_BAD_DBI : 0;
+	if (rc != want ||
+	    (rc == 0 && (v.size != 3 || memcmp(v.data, "old", 3)))) {
+		snprintf(err, errlen, "reader's get through %u: %d (%s)",
+			 (unsigned)*d, rc, mapkv_strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
+static int reader_reopen_a(mapkv_txn *txn, void *ctx, char *err, size_t errlen)
+{
+	mapkv_dbi *d = ctx;
+	int rc = mapkv_dbi_open(txn, "a", 0, d);
+	if (rc) {
+		snprintf(err, errlen, "reader's dbi_open: %d (%s)", rc,
+			 mapkv_strerror(rc));
+		return -1;
+	}
+	d[1] = 0;
+	return reader_get_a(txn, ctx, err, errlen);
+}
+
+/* A reader that used a handle keeps its slot bound to the name while it
+ * runs, though the handle is closed: the slot is not reused for another
+ * tree until the reader ends, and the reader opening the name again sees
+ * its own snapshot. */
+START_TEST(test_slot_of_a_closed_handle_waits_for_its_readers)
+{
+	mapkv_env *env = open_max_dbs(1, 0);
+	mapkv_txn *txn = tu_begin(env, 0);
+	mapkv_dbi d[2] = {open_dbi(txn, "a", MAPKV_CREATE), 0};
+	tu_put_str(txn, d[0], "k", "old");
+	tu_commit(txn);
+
+	tu_reader *r = tu_reader_start(env);
+	tu_reader_call(r, reader_get_a, d);
+	txn = tu_begin(env, 0);
+	tu_put_str(txn, d[0], "k", "new");
+	tu_commit(txn);
+	ck_assert_rc(mapkv_dbi_close(env, d[0]), 0);
+	d[1] = 1; /* closed */
+	tu_reader_call(r, reader_get_a, d);
+	txn = tu_begin(env, 0);
+	mapkv_dbi b;
+	ck_assert_rc(mapkv_dbi_open(txn, "b", MAPKV_CREATE, &b),
+		     MAPKV_DBS_FULL);
+	mapkv_txn_abort(txn);
+	tu_reader_call(r, reader_reopen_a, d); /* old value: its snapshot */
+	ck_assert_rc(mapkv_dbi_close(env, d[0]), 0);
+	tu_reader_stop(r);
+	/* Nothing holds the slot now. */
+	txn = tu_begin(env, 0);
+	b = open_dbi(txn, "b", MAPKV_CREATE);
+	tu_put_str(txn, b, "k", "b");
+	tu_commit(txn);
+	expect_bad_dbi(env, d[0]);
+	mapkv_close(env);
+}
+END_TEST
+
+/* A read transaction's cursor stops with MAPKV_BAD_DBI at the close of
+ * its handle, in the middle of a leaf too (the scan's fast step). */
+START_TEST(test_dbi_close_stops_a_read_cursor_mid_scan)
+{
+	mapkv_env *env = open_max_dbs(2, 0);
+	mapkv_txn *txn = tu_begin(env, 0);
+	mapkv_dbi a = open_dbi(txn, "a", MAPKV_CREATE);
+	fill(txn, a, NULL, "k", "a", 10); /* one leaf */
+	tu_commit(txn);
+	txn = tu_begin(env, MAPKV_RDONLY);
+	mapkv_cursor *cur;
+	mapkv_val k, v;
+	ck_assert_rc(mapkv_cursor_open(txn, a, &cur), 0);
+	ck_assert_rc(mapkv_cursor_get(cur, &k, &v, MAPKV_FIRST), 0);
+	ck_assert_rc(mapkv_cursor_get(cur, &k, &v, MAPKV_NEXT), 0);
+	ck_assert_rc(mapkv_dbi_close(env, a), 0);
+	ck_assert_rc(mapkv_cursor_get(cur, &k, &v, MAPKV_NEXT), MAPKV_BAD_DBI);
+	ck_assert_rc(mapkv_cursor_get(cur, &k, &v, MAPKV_GET_CURRENT),
+		     MAPKV_BAD_DBI);
+	ck_assert_rc(mapkv_cursor_get(cur, &k, &v, MAPKV_LAST), MAPKV_BAD_DBI);
+	mapkv_cursor_close(cur);
+	/* Opened again, the name reaches the same data. */
+	mapkv_dbi a2 = open_dbi(txn, "a", 0);
+	tu_expect_str(txn, a2, "k000001", "a-1");
+	mapkv_txn_abort(txn);
+	mapkv_close(env);
+}
+END_TEST
+
+/* A slot whose generations are used up is retired, not reused: its last
+ * handle would otherwise be given out again. Reaching the last generation
+ * takes 2^31 closes here (max_dbs 1), so the test sets the counter. */
+START_TEST(test_a_slot_whose_generations_run_out_is_retired)
+{
+	mapkv_env *env = open_max_dbs(1, 0);
+	mapkv_txn *txn = tu_begin(env, 0);
+	mapkv_dbi a = open_dbi(txn, "a", MAPKV_CREATE);
+	tu_put_str(txn, a, "k", "v");
+	tu_commit(txn);
+	ck_assert_rc(mapkv_dbi_close(env, a), 0);
+	ck_assert_uint_eq(env->max_dbs, 2); /* slot 0 is the main tree's */
+	env->dbis[1].gen = 0x7fffffffu;     /* the last of 31 bits */
+
+	txn = tu_begin(env, 0);
+	mapkv_dbi last = open_dbi(txn, "a", 0);
+	tu_expect_str(txn, last, "k", "v");
+	mapkv_txn_abort(txn);
+	ck_assert_rc(mapkv_dbi_close(env, last), 0);
+	txn = tu_begin(env, 0);
+	mapkv_dbi d;
+	ck_assert_rc(mapkv_dbi_open(txn, "a", 0, &d), MAPKV_DBS_FULL);
+	ck_assert_rc(mapkv_dbi_open(txn, "b", MAPKV_CREATE, &d),
+		     MAPKV_DBS_FULL);
+	mapkv_txn_abort(txn);
+	expect_bad_dbi(env, a);
+	expect_bad_dbi(env, last);
+	mapkv_close(env);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("dbi");
@@ -581,6 +983,22 @@ int main(void)
 	tcase_add_test(tc, test_more_trees_than_max_dbs_gives_dbs_full);
 	tcase_add_test(tc,
 		       test_reader_does_not_see_trees_created_after_it_began);
+
+	tc = tu_tcase(s, "handles", 300);
+	tcase_add_test(tc, test_lookups_of_missing_trees_take_no_handle_slot);
+	tcase_add_test(
+		tc,
+		test_aborted_creation_gives_back_its_slot_and_closes_its_handle);
+	tcase_add_test(tc,
+		       test_creation_in_a_failed_commit_gives_back_its_slot);
+	tcase_add_test(
+		tc, test_dbi_close_frees_the_slot_and_the_handle_stays_invalid);
+	tcase_add_test(
+		tc, test_closed_handles_never_reach_a_later_tree_in_their_slot);
+	tcase_add_test(tc, test_dbi_close_inside_a_write_txn_keeps_its_changes);
+	tcase_add_test(tc, test_slot_of_a_closed_handle_waits_for_its_readers);
+	tcase_add_test(tc, test_a_slot_whose_generations_run_out_is_retired);
+	tcase_add_test(tc, test_dbi_close_stops_a_read_cursor_mid_scan);
 
 	tc = tu_tcase(s, "drop", 300);
 	tcase_add_test(tc, test_drop_with_del_0_empties_tree_and_keeps_it);
