@@ -71,9 +71,9 @@ extern "C" {
 #define MAPKV_INVALID (-30011)      /**< invalid argument (NULL, bad flag...) */
 #define MAPKV_BUSY (-30012)         /**< writer lock held and MAPKV_TRY given */
 #define MAPKV_READERS_FULL (-30013) /**< every reader slot is in use */
-#define MAPKV_BAD_DBI (-30014)      /**< unknown or dropped tree handle */
-#define MAPKV_BAD_VALUE (-30015)    /**< value too large */
-#define MAPKV_PANIC (-30016) /**< a sync failed: reopen the environment */
+#define MAPKV_BAD_DBI (-30014)   /**< unknown, closed or dropped tree handle */
+#define MAPKV_BAD_VALUE (-30015) /**< value too large */
+#define MAPKV_PANIC (-30016)     /**< a sync failed: reopen the environment */
 #define MAPKV_PAGE_SIZE                                                        \
 	(-30017) /**< file uses a page size this build cannot map */
 #define MAPKV_DBS_FULL (-30018) /**< too many named trees open */
@@ -111,6 +111,10 @@ extern "C" {
 /** Most reader slots an environment may ask for (mapkv_options.
  * max_readers): a lock file of 4 MiB. */
 #define MAPKV_MAX_READERS 65536u
+/** The largest mapkv_options.max_dbs, named trees open at once. A
+ * transaction that uses a named tree keeps some 56 bytes for each of
+ * max_dbs trees, so the limit bounds that memory too (3.5 MiB). */
+#define MAPKV_MAX_DBS 65535u
 
 /** @name Flags for mapkv_options.flags and mapkv_txn_begin(). */
 /**@{*/
@@ -175,7 +179,8 @@ typedef struct mapkv_options {
 	unsigned max_readers;
 	/** Named trees that may be open at once (handles given out by
 	 * mapkv_dbi_open and not closed, see mapkv_dbi_close); 0 means 128;
-	 * at most 16,777,215 are used. */
+	 * at most MAPKV_MAX_DBS (more: MAPKV_INVALID, before any file is
+	 * created). */
 	unsigned max_dbs;
 } mapkv_options;
 
@@ -270,7 +275,8 @@ typedef struct mapkv_reader_info {
  * nothing writes the file meanwhile (mapkv_env_info tells which case
  * applies).
  * @return 0; MAPKV_INVALID for a NULL argument, an unknown flag, more
- *         than MAPKV_MAX_READERS readers or a max_size below two pages;
+ *         than MAPKV_MAX_READERS readers, more than MAPKV_MAX_DBS trees
+ *         or a max_size below two pages;
  *         MAPKV_IO (errno set) if the file cannot be opened or mapped;
  *         MAPKV_CORRUPT if it is not a mapkv file or both meta pages are
  *         damaged, or it is shorter than its last commit;

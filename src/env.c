@@ -698,9 +698,10 @@ int env_open_vfs(mapkv_env **out, const char *path, const mapkv_options *opts,
 	if (o.flags & ~(MAPKV_RDONLY | MAPKV_NOSYNC | MAPKV_NOCREATE))
 		return MAPKV_INVALID;
 	/* Limits that no file can meet are refused before one is made: more
-	 * readers than the lock file may have, or a size below the smallest
+	 * readers than the lock file may have, more trees than a handle can
+	 * number (and max_dbs + 1 would wrap), or a size below the smallest
 	 * database (two pages of a new file). */
-	if (o.max_readers > MAPKV_MAX_READERS)
+	if (o.max_readers > MAPKV_MAX_READERS || o.max_dbs > MAPKV_MAX_DBS)
 		return MAPKV_INVALID;
 	mapkv_env *env = zalloc(vfs, sizeof(*env));
 	if (!env)

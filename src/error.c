@@ -42,7 +42,7 @@ const char *mapkv_strerror(int rc)
 	case MAPKV_READERS_FULL:
 		return "MAPKV_READERS_FULL: every reader slot is in use";
 	case MAPKV_BAD_DBI:
-		return "MAPKV_BAD_DBI: unknown or dropped tree handle";
+		return "MAPKV_BAD_DBI: unknown, closed or dropped tree handle";
 	case MAPKV_BAD_VALUE:
 		return "MAPKV_BAD_VALUE: value too large";
 	case MAPKV_PANIC:

@@ -640,6 +640,38 @@ START_TEST(test_max_readers_is_bounded_and_checked_before_any_file)
 }
 END_TEST
 
+START_TEST(test_max_dbs_is_bounded_and_checked_before_any_file)
+{
+	const unsigned bad[] = {UINT_MAX, MAPKV_MAX_DBS + 1, 1u << 24};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		mapkv_options o = {tu_default_max_size(), 0, 0, 0, bad[i]};
+		mapkv_env *env;
+		ck_assert_rc(mapkv_open(&env, tu_path("db"), &o),
+			     MAPKV_INVALID);
+		ck_assert_ptr_null(env);
+		ck_assert(!exists(tu_path("db")));
+		ck_assert(!exists(tu_path("db-lock")));
+	}
+	/* The largest count works: a tree is created and found again. */
+	mapkv_options o = {tu_default_max_size(), 0, 0, 0, MAPKV_MAX_DBS};
+	mapkv_env *env;
+	mapkv_txn *txn;
+	mapkv_dbi dbi;
+	ck_assert_rc(mapkv_open(&env, tu_path("db"), &o), 0);
+	ck_assert_rc(mapkv_txn_begin(env, 0, &txn), 0);
+	ck_assert_rc(mapkv_dbi_open(txn, "t", MAPKV_CREATE, &dbi), 0);
+	mapkv_val k = {"k", 1}, v = {"v", 1};
+	ck_assert_rc(mapkv_put(txn, dbi, &k, &v, 0), 0);
+	ck_assert_rc(mapkv_txn_commit(txn), 0);
+	ck_assert_rc(mapkv_txn_begin(env, MAPKV_RDONLY, &txn), 0);
+	ck_assert_rc(mapkv_dbi_open(txn, "t", 0, &dbi), 0);
+	ck_assert_rc(mapkv_get(txn, dbi, &k, &v), 0);
+	ck_assert_uint_eq(v.size, 1);
+	mapkv_txn_abort(txn);
+	mapkv_close(env);
+}
+END_TEST
+
 START_TEST(test_max_size_below_two_pages_is_refused_before_any_file)
 {
 	long ps = sysconf(_SC_PAGESIZE);
@@ -704,6 +736,7 @@ int main(void)
 		0, 2);
 	tcase_add_test(tc,
 		       test_max_readers_is_bounded_and_checked_before_any_file);
+	tcase_add_test(tc, test_max_dbs_is_bounded_and_checked_before_any_file);
 	tcase_add_test(
 		tc, test_max_size_below_two_pages_is_refused_before_any_file);
 	return tu_run_suite(s);
