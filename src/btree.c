@@ -502,12 +502,21 @@ int bt_put(pager *pg, tree_rec *t, const void *key, size_t klen,
 	}
 	if (exact && (flags & MAPKV_NOOVERWRITE))
 		return MAPKV_EXISTS;
+	int big = MK_LEAF_HDR + klen + vlen > pg_node_max(psize);
+	/* An overflow run is allocated before the path is copied: the run
+	 * gets the first pick of the free pages (pager_alloc), so a copied
+	 * leaf never breaks the run a rewritten value left behind. */
+	uint64_t np = big ? pg_ov_pages(psize, vlen) : 0;
+	page *op = NULL;
+	if (np > 0xffffffffu)
+		return MAPKV_BAD_VALUE;
+	if (big && (rc = pager_alloc(pg, (unsigned)np, &op)))
+		return rc;
 	if ((rc = touch_path(pg, t, &path)))
 		return rc;
 	int lv = path.depth - 1;
 	page *leaf = (page *)path.pg[lv];
 	unsigned i = path.idx[lv];
-	int big = MK_LEAF_HDR + klen + vlen > pg_node_max(psize);
 
 	if (exact) {
 		uint8_t *old = (uint8_t *)pg_node(leaf, i);
@@ -535,12 +544,6 @@ int bt_put(pager *pg, tree_rec *t, const void *key, size_t klen,
 	unsigned nsize;
 	void *dst;
 	if (big) {
-		uint64_t np = pg_ov_pages(psize, vlen);
-		if (np > 0xffffffffu)
-			return MAPKV_BAD_VALUE;
-		page *op;
-		if ((rc = pager_alloc(pg, (unsigned)np, &op)))
-			return rc;
 		pg_st16(op + 4, MK_P_OVERFLOW);
 		pg_set_ovpages(op, (uint32_t)np);
 		t->overflow_pages += np;

@@ -99,7 +99,9 @@
  *   64-bit numbers (so that memcmp orders them numerically): the id T of
  *   the commit that freed the pages, then a chunk number. Value: an array
  *   of 4-byte little-endian page numbers (every page of an overflow run is
- *   listed); the entry 0 means "no page" (padding). A record holds at most
+ *   listed), in any order (writers list short runs of consecutive pages
+ *   before long ones, see pgvec_order_extents in src/pager.h); the entry 0
+ *   means "no page" (padding). A record holds at most
  *   pg_free_chunk(P) entries, so it always fits in a leaf and a writer
  *   loads and rewrites free pages a chunk at a time. Pages of records with
  *   id T may be overwritten once no reader uses a snapshot older than T.

@@ -53,6 +53,48 @@ void pgvec_free(pager *pg, pgvec *v)
 	v->n = v->cap = 0;
 }
 
+/* An extent of a page list: its first page and length. */
+typedef struct pg_extent {
+	pgno_t start;
+	pgno_t len;
+} pg_extent;
+
+static int cmp_extent(const void *a, const void *b)
+{
+	const pg_extent *x = a, *y = b;
+	if (x->len != y->len)
+		return x->len < y->len ? -1 : 1;
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+int pgvec_order_extents(pager *pg, pgvec *v)
+{
+	os_vfs *vfs = pg->env->vfs;
+	if (v->n < 2)
+		return 0;
+	pgvec_sort(v, 0);
+	size_t ne = 0;
+	for (size_t i = 0; i < v->n; i++)
+		if (i == 0 || v->v[i] != v->v[i - 1] + 1)
+			ne++;
+	pg_extent *e = vfs->alloc(vfs, ne * sizeof(pg_extent));
+	if (!e)
+		return MAPKV_NOMEM;
+	size_t k = 0;
+	for (size_t i = 0; i < v->n; i++) {
+		if (i == 0 || v->v[i] != v->v[i - 1] + 1)
+			e[k++] = (pg_extent){v->v[i], 0};
+		e[k - 1].len++;
+	}
+	qsort(e, ne, sizeof(pg_extent), cmp_extent);
+	size_t o = 0;
+	for (size_t j = 0; j < ne; j++)
+		for (pgno_t i = 0; i < e[j].len; i++)
+			v->v[o++] = e[j].start + i;
+	vfs->free(vfs, e);
+	return 0;
+}
+
 /* ---- the dirty table: open addressing on the page number ---- */
 
 static size_t dhash(pgno_t p, size_t cap)
@@ -186,43 +228,129 @@ int pager_add_reuse(pager *pg, const pgno_t *v, size_t n)
 	return 0;
 }
 
-static void reuse_sort(pager *pg)
+/* Sort the reuse list (descending) after additions. A page listed twice
+ * would be handed out twice: the free-page records are damaged. */
+static int reuse_sort(pager *pg)
 {
 	if (pg->reuse_unsorted) {
-		pgvec_sort(&pg->reuse, 1);
+		pgvec *r = &pg->reuse;
+		pgvec_sort(r, 1);
+		for (size_t i = 1; i < r->n; i++)
+			if (r->v[i] == r->v[i - 1])
+				return MAPKV_CORRUPT; /* and stays unsorted */
 		pg->reuse_unsorted = 0;
 	}
+	return 0;
 }
 
-/* How many more free-page records pager_alloc loads looking for a run. */
-#define PAGER_RUN_RECLAIMS 16
+/* Index of the highest page of the extent (consecutive page numbers)
+ * whose lowest page is at index @i of the strictly descending list @v.
+ * Inside an extent v[j] - v[i] == i - j, and outside it the difference is
+ * larger, so a binary search finds the edge in O(log n). */
+static size_t extent_top(const pgno_t *v, size_t i)
+{
+	if (i == 0 || v[i - 1] != v[i] + 1)
+		return i;
+	size_t lo = 0, hi = i - 1;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if ((uint64_t)(v[mid] - v[i]) == i - mid)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
+}
 
-/* Take a run of n consecutive pages from the reuse list (sorted
- * descending, so a run appears as v[i] = v[i+1] + 1 ...). Returns 0 if
- * there is none. */
-static pgno_t reuse_take(pager *pg, unsigned n)
+/* Extents a single-page allocation looks at, from the lowest page up,
+ * before it settles for the smallest one seen. */
+#define PAGER_FIT_SCAN 32
+
+/*
+ * Take n consecutive pages from the reuse list: the lowest pages of the
+ * smallest extent that holds n (best fit, the lower extent on a tie).
+ * Best fit is what keeps large values from growing the file: a single
+ * page (a copied leaf, an edit of the free-page tree) taken from the
+ * lowest free page nibbles at the run a rewritten overflow value left
+ * behind, so that run never fits the next version of the value and every
+ * rewrite went to the end of the file. Single pages look at a bounded
+ * number of extents (the lowest ones first, which also keeps the file
+ * dense); runs look at all. *out is 0 when nothing fits.
+ */
+static int reuse_take(pager *pg, unsigned n, pgno_t *out)
 {
 	pgvec *r = &pg->reuse;
-	if (r->n == 0)
+	int rc;
+	*out = 0;
+	if (r->n < n)
 		return 0;
-	reuse_sort(pg);
-	if (n == 1)
-		return r->v[--r->n]; /* the lowest page keeps the file dense */
-	for (size_t end = r->n; end >= n; end--) {
-		/* candidate run r->v[end-n .. end-1], lowest at end-1 */
-		size_t lo = end - 1;
-		size_t k = 1;
-		while (k < n && r->v[lo - k] == r->v[lo] + k)
-			k++;
-		if (k == n) {
-			pgno_t first = r->v[lo];
-			memmove(&r->v[end - n], &r->v[end],
-				(r->n - end) * sizeof(pgno_t));
-			r->n -= n;
-			return first;
+	if ((rc = reuse_sort(pg)))
+		return rc;
+	size_t best = SIZE_MAX, best_len = SIZE_MAX;
+	unsigned seen = 0;
+	for (size_t i = r->n; i > 0;) {
+		size_t lo = i - 1, top = extent_top(r->v, lo);
+		size_t len = lo - top + 1;
+		if (len >= n && len < best_len) {
+			best = lo;
+			best_len = len;
+			if (len == n)
+				break;
 		}
+		i = top;
+		if (n == 1 && ++seen >= PAGER_FIT_SCAN)
+			break;
 	}
+	if (best == SIZE_MAX)
+		return 0;
+	*out = r->v[best];
+	/* The run is r->v[best - n + 1 .. best]. */
+	memmove(&r->v[best + 1 - n], &r->v[best + 1],
+		(r->n - best - 1) * sizeof(pgno_t));
+	r->n -= n;
 	return 0;
+}
+
+/* A run of n pages that starts with the free pages at the very end of the
+ * file (if any) and continues past it: the file grows by what is missing
+ * only. Returns 0 with *out = 0 when the file cannot grow by that much. */
+static int take_tail(pager *pg, unsigned n, pgno_t *out)
+{
+	pgvec *r = &pg->reuse;
+	size_t k = 0;
+	*out = 0;
+	int rc = reuse_sort(pg);
+	if (rc)
+		return rc;
+	if (r->n && r->v[0] + 1ull == pg->next_pgno) {
+		k = 1;
+		while (k < r->n && k < n && r->v[k] + 1 == r->v[k - 1])
+			k++;
+	}
+	uint64_t grow = n - k;
+	if (pg->next_pgno + grow > pg->max_pages ||
+	    pg->next_pgno + grow > 0xffffffffull)
+		return 0;
+	*out = (pgno_t)(pg->next_pgno - k);
+	if (k) {
+		memmove(r->v, r->v + k, (r->n - k) * sizeof(pgno_t));
+		r->n -= k;
+	}
+	pg->next_pgno += grow;
+	return 0;
+}
+
+/* Free-page records a run allocation may load on top of the pages in
+ * its budget (see pager_alloc). */
+#define PAGER_RUN_RECLAIMS 16
+
+/* Load one more free-page record through the hook. */
+static int reclaim_once(pager *pg)
+{
+	pg->reclaim_busy = 1;
+	int rc = pg->reclaim(pg->reclaim_ctx);
+	pg->reclaim_busy = 0;
+	return rc;
 }
 
 int pager_alloc(pager *pg, unsigned n, page **out)
@@ -231,64 +359,61 @@ int pager_alloc(pager *pg, unsigned n, page **out)
 	int rc;
 	if (!pg->writable)
 		return MAPKV_READONLY;
-	if (pg->reuse.n < n && pg->reclaim && !pg->reclaim_busy) {
-		pg->reclaim_busy = 1;
-		rc = pg->reclaim(pg->reclaim_ctx);
-		pg->reclaim_busy = 0;
-		if (rc)
-			return rc;
-	}
+	if (pg->reuse.n < n && pg->reclaim && !pg->reclaim_busy &&
+	    (rc = reclaim_once(pg)))
+		return rc;
 	size_t bytes = (size_t)n * pg->psize;
 	page *p = vfs->alloc(vfs, bytes);
 	if (!p)
 		return MAPKV_NOMEM;
-	pgno_t pgno = reuse_take(pg, n);
+	pgno_t pgno;
+	if ((rc = reuse_take(pg, n, &pgno)))
+		goto fail;
 	/* A run (an overflow value) may not be among the free pages loaded
-	 * so far: load older records, a bounded number, before growing the
-	 * file; otherwise a fragmented free list would never be reused for
-	 * runs and the file would grow while free pages pile up. Pages loaded
-	 * and not used go back into the free records at commit. */
-	for (int tries = 0; !pgno && n > 1 && pg->reclaim &&
-			    !pg->reclaim_busy && tries < PAGER_RUN_RECLAIMS;
-	     tries++) {
-		size_t before = pg->reuse.n;
-		pg->reclaim_busy = 1;
-		rc = pg->reclaim(pg->reclaim_ctx);
-		pg->reclaim_busy = 0;
-		if (rc) {
-			vfs->free(vfs, p);
-			return rc;
+	 * so far: load older records before growing the file, otherwise a
+	 * fragmented free list would never be reused for runs and the file
+	 * would grow while free pages pile up. A run may span many records
+	 * (a record lists pg_free_chunk() pages), so the budget grows with
+	 * the run: a few times its pages, plus a fixed number of records.
+	 * Loading costs little next to writing the run; pages loaded and not
+	 * used go back into the free records at commit. */
+	if (!pgno && n > 1 && pg->reclaim && !pg->reclaim_busy) {
+		uint64_t budget = 4ull * n + (uint64_t)PAGER_RUN_RECLAIMS *
+						     pg_free_chunk(pg->psize);
+		uint64_t start = pg->loaded;
+		while (!pgno && pg->loaded - start < budget) {
+			uint64_t before = pg->loaded;
+			if ((rc = reclaim_once(pg)))
+				goto fail;
+			if (pg->loaded == before)
+				break; /* no record left that no reader needs */
+			if ((rc = reuse_take(pg, n, &pgno)))
+				goto fail;
 		}
-		if (pg->reuse.n == before)
-			break; /* no record left that no reader needs */
-		pgno = reuse_take(pg, n);
 	}
+	if (!pgno && (rc = take_tail(pg, n, &pgno)))
+		goto fail;
 	if (!pgno) {
-		if (pg->next_pgno + n > pg->max_pages ||
-		    pg->next_pgno + n > 0xffffffffull) {
-			vfs->free(vfs, p);
-			return MAPKV_FULL;
-		}
-		pgno = (pgno_t)pg->next_pgno;
-		pg->next_pgno += n;
+		rc = MAPKV_FULL;
+		goto fail;
 	}
 	rc = dirty_insert(pg, pgno, p);
 	if (rc) {
-		/* Give the number back where it came from. */
-		if (pgno + n == pg->next_pgno)
-			pg->next_pgno -= n;
-		else
-			for (unsigned i = 0; i < n; i++)
-				(void)pgvec_push(pg, &pg->reuse, pgno + i),
-					pg->reuse_unsorted = 1;
-		vfs->free(vfs, p);
-		return rc;
+		/* Give the numbers back to the reuse list (the end of the
+		 * file gives them back at commit: pager_trim_tail). */
+		for (unsigned i = 0; i < n; i++)
+			(void)pgvec_push(pg, &pg->reuse, pgno + i),
+				pg->reuse_unsorted = 1;
+		goto fail;
 	}
 	/* Zeroed so no uninitialised heap bytes ever reach the file. */
 	memset(p, 0, bytes);
 	pg_set_pgno(p, pgno);
 	*out = p;
 	return 0;
+fail:
+	vfs->free(vfs, p);
+	return rc;
 }
 
 int pager_touch(pager *pg, const page *p, page **out)
@@ -340,10 +465,12 @@ int pager_free(pager *pg, pgno_t pgno, unsigned n)
 	return 0;
 }
 
-void pager_trim_tail(pager *pg)
+int pager_trim_tail(pager *pg)
 {
 	pgvec *r = &pg->reuse;
-	reuse_sort(pg);
+	int rc = reuse_sort(pg);
+	if (rc)
+		return rc;
 	/* Highest first: while the top free page is the last allocated one,
 	 * hand it back to the end of the file. Only pages this transaction
 	 * allocated past the snapshot qualify. */
@@ -357,6 +484,7 @@ void pager_trim_tail(pager *pg)
 		memmove(r->v, r->v + i, (r->n - i) * sizeof(pgno_t));
 		r->n -= i;
 	}
+	return 0;
 }
 
 /* ---- growth ---- */

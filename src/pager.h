@@ -58,6 +58,7 @@ typedef struct pager {
 	int (*reclaim)(void *ctx);
 	void *reclaim_ctx;
 	int reclaim_busy;
+	uint64_t loaded;  /* pages the reclaim hook has added so far */
 	uint8_t *scratch; /* 4 pages of scratch for splits (btree.c) */
 	const uint8_t **split_node; /* psize / 8 + 2 entries each */
 	unsigned *split_size;
@@ -79,8 +80,10 @@ static inline int pager_get(const pager *pg, pgno_t pgno, const page **out);
 page *pager_dirty(const pager *pg, pgno_t pgno);
 
 /* A new private run of @n pages, zeroed but for the page number in the
- * first header. Returns 0, MAPKV_FULL, MAPKV_NOMEM, or the reclaim hook's
- * error. */
+ * first header: the best fit among the free pages loaded so far (loading
+ * more free-page records for a run), else at the end of the file. Returns
+ * 0, MAPKV_FULL, MAPKV_NOMEM, MAPKV_CORRUPT (free-page records list a page
+ * twice), or the reclaim hook's error. */
 int pager_alloc(pager *pg, unsigned n, page **out);
 
 /* A private, writable version of page @p (itself if already private). */
@@ -96,10 +99,17 @@ int pager_add_reuse(pager *pg, const pgno_t *v, size_t n);
 int pgvec_push(pager *pg, pgvec *v, pgno_t p);
 void pgvec_sort(pgvec *v, int descending);
 void pgvec_free(pager *pg, pgvec *v);
+/* Order @v for the free-page records: its extents (runs of consecutive
+ * page numbers) from the shortest to the longest, each in page order.
+ * A writer loads records oldest first, one at a time, and takes single
+ * pages from what it has loaded; with the short extents first it finds
+ * them before it has loaded a part of a long run and has to break that.
+ * Returns 0 or MAPKV_NOMEM. */
+int pgvec_order_extents(pager *pg, pgvec *v);
 
 /* Give pages at the top of the reuse list back to the end of the file
  * (lowers next_pgno) so a commit does not record them as free. */
-void pager_trim_tail(pager *pg);
+int pager_trim_tail(pager *pg);
 
 /* Write every private page to the file, in page order (runs of
  * consecutive pages in one gathered write), growing the file first.

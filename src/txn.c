@@ -130,6 +130,7 @@ static int reclaim(void *ctx)
 			return MAPKV_CORRUPT;
 		if ((rc = pgvec_push(&txn->pg, &txn->pg.reuse, pgno)))
 			return rc;
+		txn->pg.loaded++;
 	}
 	txn->pg.reuse_unsorted = 1;
 	uint8_t key[MK_FREE_KEY];
@@ -214,7 +215,8 @@ static int save_free(mapkv_txn *txn)
 	os_vfs *vfs = txn->env->vfs;
 	int rc = 0;
 	pg->reclaim = NULL;
-	pager_trim_tail(pg);
+	if ((rc = pager_trim_tail(pg)))
+		return rc;
 	if (pg->freed.n == 0 && pg->reuse.n == 0)
 		return 0;
 	unsigned ch = pg_free_chunk(pg->psize);
@@ -238,13 +240,18 @@ static int save_free(mapkv_txn *txn)
 		if ((rc = reserve_chunks(txn, txn->txnid, 0, &pg->freed, capf,
 					 maxf, &changed)))
 			goto out;
-		pager_trim_tail(pg);
+		if ((rc = pager_trim_tail(pg)))
+			goto out;
 		if ((rc = reserve_chunks(txn, 0, rbase, &pg->reuse, capr, maxf,
 					 &changed)))
 			goto out;
 	}
-	/* Nothing moves any more: write the lists into their records. */
-	pgvec_sort(&pg->freed, 0);
+	/* Nothing moves any more: write the lists into their records, short
+	 * extents first (pgvec_order_extents). */
+	if ((rc = pgvec_order_extents(pg, &pg->freed)) ||
+	    (rc = pgvec_order_extents(pg, &pg->reuse)))
+		goto out;
+	pg->reuse_unsorted = 1;
 	if ((rc = fill_chunks(txn, txn->txnid, 0, &pg->freed, capf, maxf)))
 		goto out;
 	rc = fill_chunks(txn, 0, rbase, &pg->reuse, capr, maxf);
