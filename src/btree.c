@@ -98,6 +98,23 @@ static inline int get_page(const pager *pg, pgno_t pgno, unsigned kind,
 	return 0;
 }
 
+/* get_page for a child of @parent (NULL for a root): a writer also checks
+ * that a committed parent does not lead to one of its private pages
+ * (pager_get_child). */
+static inline int get_child(const pager *pg, const page *parent, pgno_t pgno,
+			    unsigned kind, const page **out)
+{
+	const page *p;
+	int rc = parent ? pager_get_child(pg, parent, pgno, &p)
+			: pager_get(pg, pgno, &p);
+	if (rc)
+		return rc;
+	if (!pg_check_hdr(p, pgno, kind, pg->psize))
+		return MAPKV_CORRUPT;
+	*out = p;
+	return 0;
+}
+
 static inline unsigned level_kind(const tree_rec *t, int level)
 {
 	return level == (int)t->depth - 1 ? MK_P_LEAF : MK_P_BRANCH;
@@ -176,7 +193,8 @@ int bt_search(const pager *pg, const tree_rec *t, const void *key, size_t klen,
 	for (int l = 0; l < (int)t->depth; l++) {
 		const page *p;
 		unsigned kind = level_kind(t, l);
-		if ((rc = get_page(pg, pgno, kind, &p)))
+		if ((rc = get_child(pg, l ? path->pg[l - 1] : NULL, pgno, kind,
+				    &p)))
 			return rc;
 		path->pg[l] = p;
 		path->depth = l + 1;
@@ -846,7 +864,7 @@ static int descend(const pager *pg, bt_path *path, int l, int depth, int dir)
 		pgno_t c = child_at(p, path->idx[l], pg->psize);
 		unsigned kind = (l + 1 == depth - 1) ? MK_P_LEAF : MK_P_BRANCH;
 		const page *cp;
-		if ((rc = get_page(pg, c, kind, &cp)))
+		if ((rc = get_child(pg, p, c, kind, &cp)))
 			return rc;
 		if (pg_nkeys(cp) == 0)
 			return MAPKV_CORRUPT;

@@ -40,7 +40,16 @@ static int cmp_desc(const void *a, const void *b)
 
 void pgvec_sort(pgvec *v, int descending)
 {
-	if (v->n > 1)
+	/* Lists are often sorted already (a commit sorts the freed list on
+	 * each round of save_free): one pass tells. */
+	size_t i = 1;
+	if (descending)
+		while (i < v->n && v->v[i] <= v->v[i - 1])
+			i++;
+	else
+		while (i < v->n && v->v[i] >= v->v[i - 1])
+			i++;
+	if (i < v->n)
 		qsort(v->v, v->n, sizeof(pgno_t),
 		      descending ? cmp_desc : cmp_asc);
 }
@@ -52,6 +61,10 @@ void pgvec_free(pager *pg, pgvec *v)
 	v->v = NULL;
 	v->n = v->cap = 0;
 }
+
+/* Extents of at least this many consecutive pages are kept for runs
+ * (reuse_take) and listed last in free-page records. */
+#define PAGER_LONG_RUN 16u
 
 /* An extent of a page list: its first page and length. */
 typedef struct pg_extent {
@@ -67,28 +80,44 @@ static int cmp_extent(const void *a, const void *b)
 	return x->start < y->start ? -1 : x->start > y->start;
 }
 
+/* Length of the extent of the ascending list @v that starts at index @i. */
+static size_t extent_len_asc(const pgvec *v, size_t i)
+{
+	size_t j = i + 1;
+	while (j < v->n && v->v[j] == v->v[j - 1] + 1)
+		j++;
+	return j - i;
+}
+
 int pgvec_order_extents(pager *pg, pgvec *v)
 {
 	os_vfs *vfs = pg->env->vfs;
 	if (v->n < 2)
 		return 0;
 	pgvec_sort(v, 0);
-	size_t ne = 0;
-	for (size_t i = 0; i < v->n; i++)
-		if (i == 0 || v->v[i] != v->v[i - 1] + 1)
-			ne++;
-	pg_extent *e = vfs->alloc(vfs, ne * sizeof(pg_extent));
+	size_t nlong = 0;
+	for (size_t i = 0, len; i < v->n; i += len)
+		if ((len = extent_len_asc(v, i)) >= PAGER_LONG_RUN)
+			nlong++;
+	if (!nlong)
+		return 0;
+	pg_extent *e = vfs->alloc(vfs, nlong * sizeof(pg_extent));
 	if (!e)
 		return MAPKV_NOMEM;
-	size_t k = 0;
-	for (size_t i = 0; i < v->n; i++) {
-		if (i == 0 || v->v[i] != v->v[i - 1] + 1)
-			e[k++] = (pg_extent){v->v[i], 0};
-		e[k - 1].len++;
+	/* Compact the pages of short extents to the front, in page order;
+	 * a long extent is kept as its first page and length. */
+	size_t k = 0, o = 0;
+	for (size_t i = 0, len; i < v->n; i += len) {
+		len = extent_len_asc(v, i);
+		if (len >= PAGER_LONG_RUN) {
+			e[k++] = (pg_extent){v->v[i], (pgno_t)len};
+		} else {
+			memmove(&v->v[o], &v->v[i], len * sizeof(pgno_t));
+			o += len;
+		}
 	}
-	qsort(e, ne, sizeof(pg_extent), cmp_extent);
-	size_t o = 0;
-	for (size_t j = 0; j < ne; j++)
+	qsort(e, nlong, sizeof(pg_extent), cmp_extent);
+	for (size_t j = 0; j < nlong; j++)
 		for (pgno_t i = 0; i < e[j].len; i++)
 			v->v[o++] = e[j].start + i;
 	vfs->free(vfs, e);
@@ -102,31 +131,41 @@ static size_t dhash(pgno_t p, size_t cap)
 	return (size_t)((p * 2654435761u) & (cap - 1));
 }
 
-page *pager_dirty(const pager *pg, pgno_t pgno)
+static inline dirty_ent *dirty_find(const pager *pg, pgno_t pgno)
 {
 	if (!pg->dcap)
 		return NULL;
 	size_t mask = pg->dcap - 1;
 	for (size_t i = dhash(pgno, pg->dcap);; i = (i + 1) & mask) {
 		if (pg->dirty[i].pgno == pgno)
-			return pg->dirty[i].p;
+			return &pg->dirty[i];
 		if (pg->dirty[i].pgno == 0)
 			return NULL;
 	}
 }
 
-static void dirty_insert_raw(dirty_ent *tab, size_t cap, pgno_t pgno, page *p)
+page *pager_dirty(const pager *pg, pgno_t pgno)
+{
+	dirty_ent *e = dirty_find(pg, pgno);
+	return e ? e->p : NULL;
+}
+
+/* The empty slot where @pgno goes. */
+static size_t dirty_slot(const dirty_ent *tab, size_t cap, pgno_t pgno)
 {
 	size_t mask = cap - 1;
 	size_t i = dhash(pgno, cap);
 	while (tab[i].pgno != 0)
 		i = (i + 1) & mask;
-	tab[i].pgno = pgno;
-	tab[i].p = p;
+	return i;
 }
 
 static int dirty_insert(pager *pg, pgno_t pgno, page *p)
 {
+	/* Two owners for one page number: only damaged free-page records
+	 * can lead here (a page listed twice). */
+	if (pager_dirty(pg, pgno))
+		return MAPKV_CORRUPT;
 	if ((pg->dcount + 1) * 2 > pg->dcap) {
 		size_t ncap = pg->dcap ? pg->dcap * 2 : 256;
 		dirty_ent *nt = pg->env->vfs->alloc(pg->env->vfs,
@@ -136,14 +175,15 @@ static int dirty_insert(pager *pg, pgno_t pgno, page *p)
 		memset(nt, 0, ncap * sizeof(dirty_ent));
 		for (size_t i = 0; i < pg->dcap; i++)
 			if (pg->dirty[i].pgno)
-				dirty_insert_raw(nt, ncap, pg->dirty[i].pgno,
-						 pg->dirty[i].p);
+				nt[dirty_slot(nt, ncap, pg->dirty[i].pgno)] =
+					pg->dirty[i];
 		if (pg->dirty)
 			pg->env->vfs->free(pg->env->vfs, pg->dirty);
 		pg->dirty = nt;
 		pg->dcap = ncap;
 	}
-	dirty_insert_raw(pg->dirty, pg->dcap, pgno, p);
+	pg->dirty[dirty_slot(pg->dirty, pg->dcap, pgno)] =
+		(dirty_ent){pgno, 0, p};
 	pg->dcount++;
 	return 0;
 }
@@ -262,21 +302,26 @@ static size_t extent_top(const pgno_t *v, size_t i)
 	return lo;
 }
 
-/* Extents a single-page allocation looks at, from the lowest page up,
- * before it settles for the smallest one seen. */
-#define PAGER_FIT_SCAN 32
-
 /*
- * Take n consecutive pages from the reuse list: the lowest pages of the
- * smallest extent that holds n (best fit, the lower extent on a tie).
- * Best fit is what keeps large values from growing the file: a single
- * page (a copied leaf, an edit of the free-page tree) taken from the
- * lowest free page nibbles at the run a rewritten overflow value left
- * behind, so that run never fits the next version of the value and every
- * rewrite went to the end of the file. Single pages look at a bounded
- * number of extents (the lowest ones first, which also keeps the file
- * dense); runs look at all. *out is 0 when nothing fits.
+ * Take n consecutive pages from the reuse list.
+ *
+ * Runs (n > 1): the lowest pages of the smallest extent that holds n (best
+ * fit, the lower extent on a tie). Single pages: the lowest free page
+ * that is not part of a long extent (PAGER_LONG_RUN pages or more), found
+ * among the lowest PAGER_FIT_SCAN extents; failing that, the smallest long
+ * extent among them gives its lowest page.
+ *
+ * This is what keeps large values from growing the file: a single page (a
+ * copied leaf, an edit of the free-page tree) taken from the lowest free
+ * page nibbled at the run a rewritten overflow value left behind, so that
+ * run never fitted the next version of the value and every rewrite went
+ * to the end of the file. Taking the lowest page otherwise keeps the file
+ * dense, and costs O(1) when the lowest pages are not long runs (whether
+ * the extent at index i is long is one comparison: the list is strictly
+ * descending). *out is 0 when nothing fits.
  */
+#define PAGER_FIT_SCAN 32u
+
 static int reuse_take(pager *pg, unsigned n, pgno_t *out)
 {
 	pgvec *r = &pg->reuse;
@@ -286,11 +331,18 @@ static int reuse_take(pager *pg, unsigned n, pgno_t *out)
 		return 0;
 	if ((rc = reuse_sort(pg)))
 		return rc;
+	const pgno_t *v = r->v;
 	size_t best = SIZE_MAX, best_len = SIZE_MAX;
 	unsigned seen = 0;
 	for (size_t i = r->n; i > 0;) {
-		size_t lo = i - 1, top = extent_top(r->v, lo);
-		size_t len = lo - top + 1;
+		size_t lo = i - 1; /* the extent's lowest page */
+		if (n == 1 && (lo + 1 < PAGER_LONG_RUN ||
+			       v[lo + 1 - PAGER_LONG_RUN] !=
+				       v[lo] + PAGER_LONG_RUN - 1)) {
+			best = lo; /* a short extent */
+			break;
+		}
+		size_t top = extent_top(v, lo), len = lo - top + 1;
 		if (len >= n && len < best_len) {
 			best = lo;
 			best_len = len;
@@ -421,6 +473,10 @@ int pager_touch(pager *pg, const page *p, page **out)
 	pgno_t pgno = pg_pgno(p);
 	page *d = pager_dirty(pg, pgno);
 	if (d) {
+		/* A committed page whose number this transaction reused was
+		 * listed free while reachable. */
+		if (d != p)
+			return MAPKV_CORRUPT;
 		*out = d;
 		return 0;
 	}
@@ -429,6 +485,15 @@ int pager_touch(pager *pg, const page *p, page **out)
 	 * the page and the keys must be in order. */
 	if (pg_check(p, pg->psize))
 		return MAPKV_CORRUPT;
+	/* A committed branch points only to committed pages; a child that
+	 * is a private page of this transaction was listed free while this
+	 * branch still reached it, and the copy would keep that link. */
+	if (pg_flags(p) & MK_P_BRANCH)
+		for (unsigned i = 0, n = pg_nkeys(p); i < n; i++) {
+			pgno_t c = nd_child(pg_node(p, i));
+			if (pager_dirty(pg, c))
+				return MAPKV_CORRUPT;
+		}
 	page *np;
 	int rc = pager_alloc(pg, 1, &np);
 	if (rc)
@@ -485,6 +550,59 @@ int pager_trim_tail(pager *pg)
 		r->n -= i;
 	}
 	return 0;
+}
+
+int pager_check_freed(pager *pg)
+{
+	pgvec *f = &pg->freed, *r = &pg->reuse;
+	int rc = reuse_sort(pg);
+	if (rc)
+		return rc;
+	pgvec_sort(f, 0);
+	/* f ascending, r descending: walk r from its end to merge. */
+	size_t j = r->n;
+	for (size_t i = 0; i < f->n; i++) {
+		pgno_t p = f->v[i];
+		if (i && p == f->v[i - 1])
+			return MAPKV_CORRUPT; /* freed twice */
+		while (j > 0 && r->v[j - 1] < p)
+			j--;
+		if (j > 0 && r->v[j - 1] == p)
+			return MAPKV_CORRUPT; /* freed while free */
+		if (pager_dirty(pg, p))
+			return MAPKV_CORRUPT; /* freed, yet reused */
+	}
+	return 0;
+}
+
+/* Count one link to @pgno: MAPKV_CORRUPT if it is a private page that
+ * this pass has seen linked before. */
+static int ref_once(pager *pg, pgno_t pgno)
+{
+	dirty_ent *e = dirty_find(pg, pgno);
+	if (!e)
+		return 0;
+	if (e->mark == pg->ref_pass)
+		return MAPKV_CORRUPT;
+	e->mark = pg->ref_pass;
+	return 0;
+}
+
+int pager_check_refs(pager *pg, const pgno_t *roots, size_t nroots)
+{
+	int rc = 0;
+	pg->ref_pass++; /* marks of earlier passes no longer count */
+	for (size_t i = 0; i < nroots && !rc; i++)
+		if (roots[i])
+			rc = ref_once(pg, roots[i]);
+	for (size_t i = 0; i < pg->dcap && !rc; i++) {
+		const page *p = pg->dirty[i].p;
+		if (!pg->dirty[i].pgno || !(pg_flags(p) & MK_P_BRANCH))
+			continue;
+		for (unsigned j = 0, n = pg_nkeys(p); j < n && !rc; j++)
+			rc = ref_once(pg, nd_child(pg_node(p, j)));
+	}
+	return rc;
 }
 
 /* ---- growth ---- */

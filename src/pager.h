@@ -33,7 +33,8 @@ typedef struct pgvec {
 } pgvec;
 
 typedef struct dirty_ent {
-	pgno_t pgno; /* 0: empty slot */
+	pgno_t pgno;   /* 0: empty slot */
+	uint32_t mark; /* pager_check_refs: counted in pass number mark */
 	page *p;
 } dirty_ent;
 
@@ -49,8 +50,9 @@ typedef struct pager {
 	uint64_t max_pages; /* the file may not grow past this */
 	dirty_ent *dirty;
 	size_t dcap, dcount;
-	pgvec freed; /* committed pages this transaction stopped using */
-	pgvec reuse; /* free pages it may use; kept sorted descending */
+	uint32_t ref_pass; /* passes of pager_check_refs so far */
+	pgvec freed;       /* committed pages this transaction stopped using */
+	pgvec reuse;       /* free pages it may use; kept sorted descending */
 	int reuse_unsorted;
 	/* Called when reuse is empty, to load more free pages (the free-page
 	 * tree lives above this layer). Returns 0 or an error; may leave
@@ -99,13 +101,28 @@ int pager_add_reuse(pager *pg, const pgno_t *v, size_t n);
 int pgvec_push(pager *pg, pgvec *v, pgno_t p);
 void pgvec_sort(pgvec *v, int descending);
 void pgvec_free(pager *pg, pgvec *v);
-/* Order @v for the free-page records: its extents (runs of consecutive
- * page numbers) from the shortest to the longest, each in page order.
- * A writer loads records oldest first, one at a time, and takes single
- * pages from what it has loaded; with the short extents first it finds
- * them before it has loaded a part of a long run and has to break that.
- * Returns 0 or MAPKV_NOMEM. */
+/* Order @v for the free-page records: the pages of short extents (runs of
+ * consecutive page numbers shorter than PAGER_LONG_RUN) in page order,
+ * then the long extents from the shortest. A writer loads records oldest
+ * first, one at a time, and takes single pages from what it has loaded;
+ * with the short extents first it finds them before it has loaded a part
+ * of a long run (which a single page would break). Returns 0 or
+ * MAPKV_NOMEM (@v then sorted). */
 int pgvec_order_extents(pager *pg, pgvec *v);
+
+/* Before the freed pages are recorded: a committed page may be freed
+ * once, and only if it is neither free (in the reuse list) nor reused
+ * (dirty). Otherwise the file is damaged (a page reachable twice, or a
+ * reachable page listed free) and recording it would hand out a live page
+ * later: MAPKV_CORRUPT. Sorts both lists. */
+int pager_check_freed(pager *pg);
+
+/* At commit, before anything is written: each private page is reached at
+ * most once from the private branch pages and the tree roots @roots (0
+ * entries are skipped). A second reference is a stale link, in a copied
+ * branch, to a page that was listed free while reachable and has been
+ * reused: MAPKV_CORRUPT. */
+int pager_check_refs(pager *pg, const pgno_t *roots, size_t nroots);
 
 /* Give pages at the top of the reuse list back to the end of the file
  * (lowers next_pgno) so a commit does not record them as free. */
@@ -125,6 +142,31 @@ int pager_write_dirty(pager *pg, uint32_t *runs, unsigned maxruns,
 /* Make the file at least @bytes long (amortised steps) and extend the map
  * to match. */
 int pager_grow(struct mapkv_env *env, uint64_t bytes);
+
+/* Is @p a page of the committed snapshot (in the map), not a private
+ * copy? */
+static inline int pager_committed(const pager *pg, const page *p)
+{
+	uintptr_t a = (uintptr_t)p, m = (uintptr_t)pg->map;
+	return a >= m && a - m < pg->snap_pages * (uint64_t)pg->psize;
+}
+
+/* pager_get for the child @pgno of branch @parent. A committed branch
+ * points only to committed pages: if the child is a private page of this
+ * transaction, it was listed free while @parent reached it and has been
+ * reused (its old contents are gone): MAPKV_CORRUPT. */
+static inline int pager_get_child(const pager *pg, const page *parent,
+				  pgno_t pgno, const page **out)
+{
+	if (!pager_committed(pg, parent))
+		return pager_get(pg, pgno, out);
+	if (pg->writable && pg->dcount && pager_dirty(pg, pgno))
+		return MAPKV_CORRUPT;
+	if (pgno < MK_NUM_META || pgno >= pg->snap_pages)
+		return MAPKV_CORRUPT;
+	*out = pg->map + (size_t)pgno * pg->psize;
+	return 0;
+}
 
 static inline int pager_get(const pager *pg, pgno_t pgno, const page **out)
 {

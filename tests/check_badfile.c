@@ -16,6 +16,9 @@
 #endif
 #include "testutil.h"
 
+#include "env.h" /* writers on damaged files: white-box tests of each check */
+#include "page.h"
+
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -439,6 +442,493 @@ START_TEST(test_truncated_database_fails_cleanly_or_reads_safely)
 }
 END_TEST
 
+/* ---- writers on damaged files ------------------------------------------
+ *
+ * A writer must not hand out a page that a tree still reaches, nor free a
+ * page twice: it fails the transaction with MAPKV_CORRUPT and writes
+ * nothing. The damage is made in the image (page headers kept valid, the
+ * meta page resealed), or, for the checks one by one, by handing the pager
+ * a live page as if a free-page record had listed it (white-box: src/).
+ */
+
+static unsigned char *img;
+static size_t img_len;
+
+static void img_load(const char *path)
+{
+	free(img);
+	img = tu_read_file(path, &img_len);
+}
+
+static void img_save(const char *path)
+{
+	unlink(path);
+	tu_write_file(path, img, img_len);
+}
+
+static unsigned char *img_page(pgno_t p)
+{
+	ck_assert_uint_le((uint64_t)(p + 1) * PAGE, img_len);
+	return img + (size_t)p * PAGE;
+}
+
+/* The newest meta page of the image (its offset in the image). */
+static size_t img_meta(mk_meta *m)
+{
+	mk_meta a, b;
+	int ra = pg_meta_decode(img, PAGE, &a),
+	    rb = pg_meta_decode(img + PAGE, PAGE, &b);
+	ck_assert(ra == 0 || rb == 0);
+	if (rb || (ra == 0 && a.txnid > b.txnid)) {
+		*m = a;
+		return 0;
+	}
+	*m = b;
+	return PAGE;
+}
+
+/* Reseal the newest meta page without a run list, so that open does not
+ * verify the pages of the last commit against a checksum. */
+static void img_reseal(void)
+{
+	mk_meta m;
+	size_t off = img_meta(&m);
+	m.nruns = 0;
+	m.data_crc = 0;
+	pg_meta_encode(img + off, PAGE, &m, NULL);
+}
+
+/* Page number of child @which of branch @p. */
+static pgno_t img_child(pgno_t p, unsigned which)
+{
+	unsigned char *pg = img_page(p);
+	ck_assert_uint_eq(pg_flags(pg), MK_P_BRANCH);
+	ck_assert_uint_lt(which, pg_nkeys(pg));
+	return nd_child(pg_node(pg, which));
+}
+
+/* The first record (smallest key) of the free-page tree. */
+static unsigned char *img_first_free_record(unsigned *nent)
+{
+	mk_meta m;
+	img_meta(&m);
+	pgno_t p = m.trees[MK_TREE_FREE].root;
+	ck_assert_uint_ne(p, 0);
+	for (unsigned l = 1; l < m.trees[MK_TREE_FREE].depth; l++)
+		p = img_child(p, 0);
+	unsigned char *leaf = img_page(p);
+	ck_assert_uint_eq(pg_flags(leaf), MK_P_LEAF);
+	const uint8_t *nd = pg_node(leaf, 0);
+	*nent = nd_leaf_vsize(nd) / 4;
+	return (unsigned char *)nd_leaf_val(nd);
+}
+
+/* Make the first free-page record list exactly @n pages (the others it
+ * listed are lost: harmless, and it decides which page is handed out
+ * first). */
+static void img_set_first_free_record(const pgno_t *pages, unsigned n)
+{
+	unsigned nent;
+	unsigned char *v = img_first_free_record(&nent);
+	ck_assert_uint_ge(nent, n);
+	for (unsigned i = 0; i < nent; i++)
+		pg_st32(v + 4 * i, i < n ? pages[i] : 0);
+}
+
+static void make_key(char *k, uint64_t i)
+{
+	tu_make_seq_key(k, 16, i);
+}
+
+/* A main tree of @nkeys keys of 16 bytes with 100-byte values (about 32
+ * to a leaf), a named tree "named" of @nnamed keys, and three free-page
+ * records left by three commits of updates; @m and @mn model the two
+ * trees. */
+static void build_writable(const char *name, int nkeys, int nnamed, tu_model *m,
+			   tu_model *mn)
+{
+	mapkv_env *env = tu_open(name, 0, 0);
+	mapkv_txn *txn = tu_begin(env, 0);
+	char k[32];
+	unsigned char v[100];
+	for (int i = 0; i < nkeys; i++) {
+		make_key(k, (uint64_t)i);
+		tu_fill_bytes(v, sizeof(v), (uint64_t)i);
+		tu_put(txn, 0, k, 16, v, sizeof(v));
+		tu_model_put(m, k, 16, v, sizeof(v));
+	}
+	if (nnamed) {
+		mapkv_dbi d;
+		ck_assert_rc(mapkv_dbi_open(txn, "named", MAPKV_CREATE, &d), 0);
+		for (int i = 0; i < nnamed; i++) {
+			snprintf(k, sizeof(k), "n%05d", i);
+			tu_fill_bytes(v, sizeof(v), (uint64_t)i + 77);
+			tu_put(txn, d, k, strlen(k), v, sizeof(v));
+			tu_model_put(mn, k, strlen(k), v, sizeof(v));
+		}
+	}
+	tu_commit(txn);
+	/* A reader holds the first snapshot meanwhile, so that the updates
+	 * leave a free-page record each. */
+	tu_reader *rd = tu_reader_start(env);
+	for (int t = 1; t <= 3; t++) {
+		txn = tu_begin(env, 0);
+		for (int i = t; i < nkeys; i += 10) {
+			make_key(k, (uint64_t)i);
+			tu_fill_bytes(v, sizeof(v), (uint64_t)i + 100000u * t);
+			tu_put(txn, 0, k, 16, v, sizeof(v));
+			tu_model_put(m, k, 16, v, sizeof(v));
+		}
+		tu_commit(txn);
+	}
+	tu_reader_stop(rd);
+	mapkv_close(env);
+}
+
+/* The file must hold exactly @before (nothing was written). */
+static void expect_file(const char *path, const unsigned char *before, size_t n,
+			const char *what)
+{
+	size_t n2;
+	unsigned char *after = tu_read_file(path, &n2);
+	tu_check(n2 == n && memcmp(after, before, n) == 0,
+		 "%s: the failed transaction changed the file", what);
+	free(after);
+}
+
+/* Issue 11, bug 6a: a free-page record lists a live leaf. A transaction
+ * that only added 200 keys committed and 35 old keys were gone. */
+START_TEST(test_free_record_listing_a_live_leaf_fails_writer_keeps_keys)
+{
+	tu_model *m = tu_model_new();
+	build_writable("db", 1000, 0, m, NULL);
+	img_load(tu_path("db"));
+	mk_meta meta;
+	img_meta(&meta);
+	ck_assert_uint_eq(meta.trees[MK_TREE_MAIN].depth, 2);
+	pgno_t leaf = img_child(meta.trees[MK_TREE_MAIN].root, 5);
+	img_set_first_free_record(&leaf, 1);
+	img_reseal();
+	img_save(tu_path("db"));
+	size_t n;
+	unsigned char *before = tu_read_file(tu_path("db"), &n);
+
+	mapkv_env *env = tu_open("db", 0, 0);
+	mapkv_txn *txn = tu_begin(env, 0);
+	int rc = 0, i;
+	char k[32];
+	unsigned char v[100];
+	for (i = 0; i < 200 && !rc; i++) {
+		/* Between the existing keys, across the whole tree. */
+		make_key(k, (uint64_t)i * 5);
+		k[16] = 'x';
+		tu_fill_bytes(v, sizeof(v), (uint64_t)i);
+		rc = tu_put_rc(txn, 0, k, 17, v, sizeof(v), 0);
+	}
+	if (rc)
+		mapkv_txn_abort(txn);
+	else
+		rc = mapkv_txn_commit(txn);
+	tu_check(rc == MAPKV_CORRUPT,
+		 "200 puts with page %u of the main tree listed free: %d (%s) "
+		 "after %d puts",
+		 leaf, rc, mapkv_strerror(rc), i);
+	expect_file(tu_path("db"), before, n, "live leaf listed free");
+	tu_verify_db(env, 0, m);
+	mapkv_close(env);
+	free(before);
+	tu_model_free(m);
+}
+END_TEST
+
+/* Issue 11, bug 6b: two branch entries point to one leaf; dropping the
+ * tree freed that page twice, and the next commit lost 35 keys. */
+START_TEST(test_drop_of_tree_with_leaf_reached_twice_fails_and_keeps_keys)
+{
+	tu_model *m = tu_model_new(), *mn = tu_model_new();
+	build_writable("db", 1000, 300, m, mn);
+	img_load(tu_path("db"));
+	mk_meta meta;
+	img_meta(&meta);
+	/* The named tree's record in the catalog (a one-leaf tree). */
+	ck_assert_uint_eq(meta.trees[MK_TREE_CATALOG].depth, 1);
+	unsigned char *cat = img_page(meta.trees[MK_TREE_CATALOG].root);
+	const uint8_t *nd = pg_node(cat, 0);
+	ck_assert_uint_eq(nd_leaf_vsize(nd), MK_TREE_REC_SIZE);
+	tree_rec named;
+	pg_tree_decode(nd_leaf_val(nd), &named);
+	ck_assert_uint_eq(named.depth, 2);
+	unsigned char *root = img_page(named.root);
+	nd_set_child((uint8_t *)pg_node(root, 1), img_child(named.root, 0));
+	img_reseal();
+	img_save(tu_path("db"));
+	size_t n;
+	unsigned char *before = tu_read_file(tu_path("db"), &n);
+
+	mapkv_env *env = tu_open("db", 0, 0);
+	mapkv_txn *txn = tu_begin(env, 0);
+	mapkv_dbi d;
+	ck_assert_rc(mapkv_dbi_open(txn, "named", 0, &d), 0);
+	int rc = mapkv_dbi_drop(txn, d, 1);
+	if (rc)
+		mapkv_txn_abort(txn);
+	else
+		rc = mapkv_txn_commit(txn);
+	tu_check(rc == MAPKV_CORRUPT,
+		 "drop of a tree that reaches a leaf twice: %d (%s)", rc,
+		 mapkv_strerror(rc));
+	expect_file(tu_path("db"), before, n, "leaf reached twice");
+	/* The commits that follow lose nothing. */
+	char k[32];
+	unsigned char v[100];
+	for (int t = 0; t < 3; t++) {
+		txn = tu_begin(env, 0);
+		for (int i = 0; i < 200; i++) {
+			make_key(k, 1000 + (uint64_t)t * 200 + (uint64_t)i);
+			tu_fill_bytes(v, sizeof(v), (uint64_t)i);
+			tu_put(txn, 0, k, 16, v, sizeof(v));
+			tu_model_put(m, k, 16, v, sizeof(v));
+		}
+		tu_commit(txn);
+	}
+	tu_verify_db(env, 0, m);
+	mapkv_close(env);
+	free(before);
+	tu_model_free(m);
+	tu_model_free(mn);
+}
+END_TEST
+
+/* A page listed twice by the free-page records would be handed to two
+ * owners: within one record, and in a record loaded after the page was
+ * handed out. */
+START_TEST(test_page_listed_free_twice_fails_the_writer)
+{
+	for (int variant = 0; variant < 2; variant++) {
+		tu_model *m = tu_model_new();
+		const char *name = variant ? "db1" : "db0";
+		build_writable(name, 1000, 0, m, NULL);
+		img_load(tu_path(name));
+		unsigned nent;
+		unsigned char *rec = img_first_free_record(&nent);
+		pgno_t p = 0;
+		for (unsigned i = 0; i < nent && !p; i++)
+			p = pg_ld32(rec + 4 * i);
+		ck_assert_uint_ne(p, 0);
+		if (variant == 0) {
+			pgno_t two[2] = {p, p};
+			img_set_first_free_record(two, 2);
+		} else {
+			/* The first record gives p alone, and the next
+			 * record (where p was) is loaded by the second
+			 * allocation. */
+			img_set_first_free_record(&p, 1);
+			mk_meta meta;
+			img_meta(&meta);
+			unsigned char *leaf = img_page(
+				meta.trees[MK_TREE_FREE].depth == 1
+					? meta.trees[MK_TREE_FREE].root
+					: img_child(
+						  meta.trees[MK_TREE_FREE].root,
+						  0));
+			ck_assert_uint_ge(pg_nkeys(leaf), 2);
+			pg_st32((uint8_t *)nd_leaf_val(pg_node(leaf, 1)), p);
+		}
+		img_reseal();
+		img_save(tu_path(name));
+		size_t n;
+		unsigned char *before = tu_read_file(tu_path(name), &n);
+		mapkv_env *env = tu_open(name, 0, 0);
+		mapkv_txn *txn = tu_begin(env, 0);
+		char k[32];
+		int rc = 0;
+		for (int i = 0; i < 200 && !rc; i++) {
+			make_key(k, (uint64_t)i * 5);
+			k[16] = 'y';
+			rc = tu_put_rc(txn, 0, k, 17, "v", 1, 0);
+		}
+		if (rc)
+			mapkv_txn_abort(txn);
+		else
+			rc = mapkv_txn_commit(txn);
+		tu_check(rc == MAPKV_CORRUPT,
+			 "page %u listed free twice (%s): %d (%s)", p,
+			 variant ? "in two records" : "in one record", rc,
+			 mapkv_strerror(rc));
+		expect_file(tu_path(name), before, n, "page listed twice");
+		tu_verify_db(env, 0, m);
+		mapkv_close(env);
+		free(before);
+		tu_model_free(m);
+	}
+}
+END_TEST
+
+/* ---- each check on its own (white-box) ---- */
+
+/* A three-level main tree: leaf L (of key 1000) and leaf X (of key 1100)
+ * under branch B, key 19000 under another branch. */
+typedef struct layer_db {
+	mapkv_env *env;
+	tu_model *m;
+	char kl[32], kx[32], kc[32];
+	pgno_t leaf_l, leaf_x, branch_b;
+} layer_db;
+
+static pgno_t path_page(mapkv_txn *txn, const char *key, int level)
+{
+	bt_path p;
+	int exact;
+	ck_assert_rc(bt_search(&txn->pg, &txn->main.rec, key, 16, &p, &exact),
+		     0);
+	ck_assert(exact);
+	ck_assert_int_lt(level, p.depth);
+	return pg_pgno(p.pg[level]);
+}
+
+static void layer_open(layer_db *d)
+{
+	d->m = tu_model_new();
+	build_writable("db", 20000, 0, d->m, NULL);
+	d->env = tu_open("db", 0, 0);
+	make_key(d->kl, 1000);
+	make_key(d->kx, 1100);
+	make_key(d->kc, 19000);
+	mapkv_txn *txn = tu_begin(d->env, MAPKV_RDONLY);
+	ck_assert_uint_eq(txn->main.rec.depth, 3);
+	d->leaf_l = path_page(txn, d->kl, 2);
+	d->leaf_x = path_page(txn, d->kx, 2);
+	d->branch_b = path_page(txn, d->kl, 1);
+	ck_assert_uint_ne(d->leaf_l, d->leaf_x);
+	ck_assert_uint_eq(path_page(txn, d->kx, 1), d->branch_b);
+	ck_assert_uint_ne(path_page(txn, d->kc, 1), d->branch_b);
+	mapkv_txn_abort(txn);
+}
+
+/* A write transaction whose pager takes its pages only from what the test
+ * gives it (no free-page records loaded) or from the end of the file. */
+static mapkv_txn *layer_begin(layer_db *d)
+{
+	mapkv_txn *txn = tu_begin(d->env, 0);
+	txn->pg.reclaim = NULL;
+	return txn;
+}
+
+/* As if a free-page record had listed live page @p. */
+static void layer_give(mapkv_txn *txn, pgno_t p)
+{
+	ck_assert_rc(pager_add_reuse(&txn->pg, &p, 1), 0);
+}
+
+static void layer_close(layer_db *d)
+{
+	tu_verify_db(d->env, 0, d->m);
+	mapkv_close(d->env);
+	tu_model_free(d->m);
+}
+
+static int layer_put(mapkv_txn *txn, const char *k)
+{
+	return tu_put_rc(txn, 0, k, 16, "new value", 9, 0);
+}
+
+/* (iii) Copying a committed branch whose child is a page this transaction
+ * has reused (the root's copy took L): the copy would keep the link. */
+START_TEST(test_copy_of_branch_whose_child_was_reused_is_corrupt)
+{
+	layer_db d;
+	layer_open(&d);
+	mapkv_txn *txn = layer_begin(&d);
+	layer_give(txn, d.leaf_l);
+	ck_assert_rc(layer_put(txn, d.kx), MAPKV_CORRUPT);
+	mapkv_txn_abort(txn);
+	layer_close(&d);
+}
+END_TEST
+
+/* (iv) A search that goes from a committed branch to a page this
+ * transaction has reused. */
+START_TEST(test_search_from_committed_branch_into_reused_page_is_corrupt)
+{
+	layer_db d;
+	layer_open(&d);
+	mapkv_txn *txn = layer_begin(&d);
+	char ky[32];
+	make_key(ky, 19100); /* another leaf beside that of key 19000 */
+	ck_assert_rc(layer_put(txn, d.kc), 0);
+	/* The copy of that leaf takes L; branch B is left as it is, and
+	 * L now holds a leaf that passes every check of its own. */
+	layer_give(txn, d.leaf_l);
+	ck_assert_rc(layer_put(txn, ky), 0);
+	ck_assert_uint_eq(path_page(txn, ky, 2), d.leaf_l);
+	mapkv_val out;
+	ck_assert_rc(tu_get_rc(txn, 0, d.kl, 16, &out), MAPKV_CORRUPT);
+	mapkv_txn_abort(txn);
+	layer_close(&d);
+}
+END_TEST
+
+/* (v) B is copied first (its copy still links L), then L is reused for
+ * another copy: at commit L is linked twice. */
+START_TEST(test_commit_with_page_linked_twice_is_corrupt_and_writes_nothing)
+{
+	layer_db d;
+	layer_open(&d);
+	size_t n;
+	unsigned char *before = tu_read_file(tu_path("db"), &n);
+	mapkv_txn *txn = layer_begin(&d);
+	ck_assert_rc(layer_put(txn, d.kx), 0);
+	layer_give(txn, d.leaf_l);
+	ck_assert_rc(layer_put(txn, d.kc), 0);
+	ck_assert_rc(mapkv_txn_commit(txn), MAPKV_CORRUPT);
+	expect_file(tu_path("db"), before, n, "page linked twice");
+	free(before);
+	layer_close(&d);
+}
+END_TEST
+
+/* (i) A page freed twice in one transaction; a page freed while it is in
+ * the reuse list; a reused page freed twice (once as private, once as
+ * committed). */
+START_TEST(test_page_freed_twice_is_corrupt_at_commit)
+{
+	layer_db d;
+	layer_open(&d);
+	size_t n;
+	unsigned char *before = tu_read_file(tu_path("db"), &n);
+	char msg[600] = "";
+	int bad = 0;
+	for (int c = 0; c < 3; c++) {
+		mapkv_txn *txn = layer_begin(&d);
+		pager *pg = &txn->pg;
+		if (c == 0) {
+			/* The put frees X (copied); then X again. */
+			ck_assert_rc(layer_put(txn, d.kx), 0);
+			ck_assert_rc(pager_free(pg, d.leaf_x, 1), 0);
+		} else if (c == 1) {
+			layer_give(txn, d.leaf_l);
+			ck_assert_rc(pager_free(pg, d.leaf_l, 1), 0);
+		} else {
+			page *p;
+			layer_give(txn, d.leaf_l);
+			ck_assert_rc(pager_alloc(pg, 1, &p), 0);
+			ck_assert_uint_eq(pg_pgno(p), d.leaf_l);
+			ck_assert_rc(pager_free(pg, d.leaf_l, 1), 0);
+			ck_assert_rc(pager_free(pg, d.leaf_l, 1), 0);
+		}
+		int rc = mapkv_txn_commit(txn);
+		if (rc != MAPKV_CORRUPT)
+			bad += snprintf(msg + bad, sizeof(msg) - (size_t)bad,
+					" case %d: commit gave %d (%s);", c, rc,
+					mapkv_strerror(rc));
+		expect_file(tu_path("db"), before, n, "page freed twice");
+	}
+	tu_check(bad == 0, "%s", msg);
+	free(before);
+	layer_close(&d);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("badfile");
@@ -457,5 +947,22 @@ int main(void)
 		test_flipped_byte_in_every_page_never_crashes_and_gives_clear_codes);
 	tcase_add_test(tc,
 		       test_truncated_database_fails_cleanly_or_reads_safely);
+	tc = tu_tcase(s, "writers", 120);
+	tcase_add_test(
+		tc,
+		test_free_record_listing_a_live_leaf_fails_writer_keeps_keys);
+	tcase_add_test(
+		tc,
+		test_drop_of_tree_with_leaf_reached_twice_fails_and_keeps_keys);
+	tcase_add_test(tc, test_page_listed_free_twice_fails_the_writer);
+	tcase_add_test(tc,
+		       test_copy_of_branch_whose_child_was_reused_is_corrupt);
+	tcase_add_test(
+		tc,
+		test_search_from_committed_branch_into_reused_page_is_corrupt);
+	tcase_add_test(
+		tc,
+		test_commit_with_page_linked_twice_is_corrupt_and_writes_nothing);
+	tcase_add_test(tc, test_page_freed_twice_is_corrupt_at_commit);
 	return tu_run_suite(s);
 }
