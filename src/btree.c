@@ -280,12 +280,43 @@ static unsigned make_branch_node(uint8_t *buf, pgno_t child, const void *key,
 	return MK_BRANCH_HDR + ks;
 }
 
+/* Do the keys of page @p, child @i of branch @parent, lie in the range the
+ * parent gives (at or above separator i, below separator i+1)? A writer
+ * that edits a page holding keys outside it would put separators out of
+ * order when the page splits, and keys elsewhere could no longer be found
+ * (damage that mapkv_check reports, and that a writer must not spread). */
+static int in_parent_range(const pager *pg, const page *parent, unsigned i,
+			   const page *p)
+{
+	unsigned psize = pg->psize, n = pg_nkeys(p);
+	int leaf = (pg_flags(p) & MK_P_LEAF) != 0;
+	unsigned first = leaf ? 0 : 1; /* node 0 of a branch has no key */
+	const uint8_t *k, *s;
+	unsigned ks, ss;
+	if (n <= first)
+		return 1;
+	if (i > 0 && (node_key(parent, i, 0, psize, &s, &ss) ||
+		      node_key(p, first, leaf, psize, &k, &ks) ||
+		      mk_cmp(k, ks, s, ss) < 0))
+		return 0;
+	if (i + 1 < pg_nkeys(parent) &&
+	    (node_key(parent, i + 1, 0, psize, &s, &ss) ||
+	     node_key(p, n - 1, leaf, psize, &k, &ks) ||
+	     mk_cmp(k, ks, s, ss) >= 0))
+		return 0;
+	return 1;
+}
+
 /* Make every page on the path private, top-down, relinking each copy into
  * its (already private) parent. */
 static int touch_path(pager *pg, tree_rec *t, bt_path *path)
 {
 	for (int l = 0; l < path->depth; l++) {
 		page *np;
+		if (l > 0 && pager_committed(pg, path->pg[l]) &&
+		    !in_parent_range(pg, path->pg[l - 1], path->idx[l - 1],
+				     path->pg[l]))
+			return MAPKV_CORRUPT;
 		int rc = pager_touch(pg, path->pg[l], &np);
 		if (rc)
 			return rc;
@@ -681,6 +712,10 @@ static int rebalance(pager *pg, tree_rec *t, bt_path *path, int level)
 				(leaf ? 0 : sks);
 		if (need > usable)
 			return 0; /* siblings too full to merge: leave it */
+		/* r's nodes are copied by their recorded sizes: check it as
+		 * pager_touch checks l (issue 11, bug 5). */
+		if (pg_check(r, psize))
+			return MAPKV_CORRUPT;
 		page *lw;
 		if ((rc = pager_touch(pg, l, &lw)))
 			return rc;
@@ -697,6 +732,10 @@ static int rebalance(pager *pg, tree_rec *t, bt_path *path, int level)
 				node_append(lw, nd, node_size_at(r, j));
 			}
 		}
+		/* Keys outside their ranges (damage) would leave the merged
+		 * page out of order. */
+		if (pg_check(lw, psize))
+			return MAPKV_CORRUPT;
 		count_page(t, r, -1);
 		if ((rc = pager_free(pg, pg_pgno(r), 1)))
 			return rc;
