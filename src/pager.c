@@ -150,6 +150,58 @@ page *pager_dirty(const pager *pg, pgno_t pgno)
 	return e ? e->p : NULL;
 }
 
+/* Run interiors (pager.h: runin). */
+
+static int runin_add(pager *pg, pgno_t start, unsigned n)
+{
+	for (unsigned i = 1; i < n; i++) {
+		if ((uint64_t)start + i >= pg->snap_pages)
+			break;
+		int rc = pgvec_push(pg, &pg->runin, start + i);
+		if (rc)
+			return rc;
+	}
+	pgvec_sort(&pg->runin, 0); /* runs are few: keep it sorted */
+	return 0;
+}
+
+/* Index of the first entry >= @p. */
+static size_t runin_find(const pager *pg, pgno_t p)
+{
+	size_t lo = 0, hi = pg->runin.n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (pg->runin.v[mid] < p)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* A private run that is given up: its interior is free again. */
+static void runin_remove(pager *pg, pgno_t start, unsigned n)
+{
+	if (!pg->runin.n || n < 2)
+		return;
+	size_t a = runin_find(pg, start + 1), b = a;
+	while (b < pg->runin.n && pg->runin.v[b] < (uint64_t)start + n)
+		b++;
+	memmove(&pg->runin.v[a], &pg->runin.v[b],
+		(pg->runin.n - b) * sizeof(pgno_t));
+	pg->runin.n -= b - a;
+}
+
+int pager_reused(const pager *pg, pgno_t pgno)
+{
+	if (pager_dirty(pg, pgno))
+		return 1;
+	if (!pg->runin.n)
+		return 0;
+	size_t i = runin_find(pg, pgno);
+	return i < pg->runin.n && pg->runin.v[i] == pgno;
+}
+
 /* The empty slot where @pgno goes. */
 static size_t dirty_slot(const dirty_ent *tab, size_t cap, pgno_t pgno)
 {
@@ -164,7 +216,7 @@ static int dirty_insert(pager *pg, pgno_t pgno, page *p)
 {
 	/* Two owners for one page number: only damaged free-page records
 	 * can lead here (a page listed twice). */
-	if (pager_dirty(pg, pgno))
+	if (pager_reused(pg, pgno))
 		return MAPKV_CORRUPT;
 	if ((pg->dcount + 1) * 2 > pg->dcap) {
 		size_t ncap = pg->dcap ? pg->dcap * 2 : 256;
@@ -250,6 +302,7 @@ void pager_end(pager *pg)
 	pg->dcap = pg->dcount = 0;
 	pgvec_free(pg, &pg->freed);
 	pgvec_free(pg, &pg->reuse);
+	pgvec_free(pg, &pg->runin);
 	pg->scratch = NULL;
 }
 
@@ -458,6 +511,10 @@ int pager_alloc(pager *pg, unsigned n, page **out)
 				pg->reuse_unsorted = 1;
 		goto fail;
 	}
+	if (n > 1 && pgno < pg->snap_pages && (rc = runin_add(pg, pgno, n))) {
+		dirty_remove(pg, pgno);
+		goto fail;
+	}
 	/* Zeroed so no uninitialised heap bytes ever reach the file. */
 	memset(p, 0, bytes);
 	pg_set_pgno(p, pgno);
@@ -491,7 +548,7 @@ int pager_touch(pager *pg, const page *p, page **out)
 	if (pg_flags(p) & MK_P_BRANCH)
 		for (unsigned i = 0, n = pg_nkeys(p); i < n; i++) {
 			pgno_t c = nd_child(pg_node(p, i));
-			if (pager_dirty(pg, c))
+			if (pager_reused(pg, c))
 				return MAPKV_CORRUPT;
 		}
 	page *np;
@@ -515,6 +572,7 @@ int pager_free(pager *pg, pgno_t pgno, unsigned n)
 	if (d) {
 		/* Never written: nobody else can see it, reuse it at once. */
 		dirty_remove(pg, pgno);
+		runin_remove(pg, pgno, n);
 		pg->env->vfs->free(pg->env->vfs, d);
 		for (unsigned i = 0; i < n; i++)
 			if ((rc = pgvec_push(pg, &pg->reuse, pgno + i)))
@@ -569,7 +627,7 @@ int pager_check_freed(pager *pg)
 			j--;
 		if (j > 0 && r->v[j - 1] == p)
 			return MAPKV_CORRUPT; /* freed while free */
-		if (pager_dirty(pg, p))
+		if (pager_reused(pg, p))
 			return MAPKV_CORRUPT; /* freed, yet reused */
 	}
 	return 0;
@@ -580,8 +638,9 @@ int pager_check_freed(pager *pg)
 static int ref_once(pager *pg, pgno_t pgno)
 {
 	dirty_ent *e = dirty_find(pg, pgno);
-	if (!e)
-		return 0;
+	if (!e) /* no link leads into a run */
+		return pg->runin.n && pager_reused(pg, pgno) ? MAPKV_CORRUPT
+							     : 0;
 	if (e->mark == pg->ref_pass)
 		return MAPKV_CORRUPT;
 	e->mark = pg->ref_pass;

@@ -51,8 +51,12 @@ typedef struct pager {
 	dirty_ent *dirty;
 	size_t dcap, dcount;
 	uint32_t ref_pass; /* passes of pager_check_refs so far */
-	pgvec freed;       /* committed pages this transaction stopped using */
-	pgvec reuse;       /* free pages it may use; kept sorted descending */
+	/* Pages inside the private runs (overflow values) that came from
+	 * free pages of the snapshot, but for each run's first page (which
+	 * the dirty table holds); sorted ascending. */
+	pgvec runin;
+	pgvec freed; /* committed pages this transaction stopped using */
+	pgvec reuse; /* free pages it may use; kept sorted descending */
 	int reuse_unsorted;
 	/* Called when reuse is empty, to load more free pages (the free-page
 	 * tree lives above this layer). Returns 0 or an error; may leave
@@ -80,6 +84,10 @@ static inline int pager_get(const pager *pg, pgno_t pgno, const page **out);
 
 /* Is @pgno a private (dirty) page of this transaction? NULL if not. */
 page *pager_dirty(const pager *pg, pgno_t pgno);
+
+/* Does this transaction write page @pgno: a private page, or a page inside
+ * a private run? (The checks against reused live pages.) */
+int pager_reused(const pager *pg, pgno_t pgno);
 
 /* A new private run of @n pages, zeroed but for the page number in the
  * first header: the best fit among the free pages loaded so far (loading
@@ -160,7 +168,8 @@ static inline int pager_get_child(const pager *pg, const page *parent,
 {
 	if (!pager_committed(pg, parent))
 		return pager_get(pg, pgno, out);
-	if (pg->writable && pg->dcount && pager_dirty(pg, pgno))
+	if (pg->writable && pg->dcount &&
+	    (pager_dirty(pg, pgno) || (pg->runin.n && pager_reused(pg, pgno))))
 		return MAPKV_CORRUPT;
 	if (pgno < MK_NUM_META || pgno >= pg->snap_pages)
 		return MAPKV_CORRUPT;

@@ -130,7 +130,7 @@ static int reclaim(void *ctx)
 		 * given to two owners (a duplicate within the reuse list is
 		 * found when it is sorted). */
 		if (pgno < MK_NUM_META || pgno >= txn->pg.snap_pages ||
-		    pager_dirty(&txn->pg, pgno))
+		    pager_reused(&txn->pg, pgno))
 			return MAPKV_CORRUPT;
 		if ((rc = pgvec_push(&txn->pg, &txn->pg.reuse, pgno)))
 			return rc;

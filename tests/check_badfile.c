@@ -1305,6 +1305,39 @@ START_TEST(test_commit_with_page_linked_twice_is_corrupt_and_writes_nothing)
 }
 END_TEST
 
+/* The same checks for a live page inside a run (an overflow value) made
+ * of free pages: the dirty table holds only a run's first page. */
+START_TEST(test_live_page_inside_a_reused_run_is_corrupt)
+{
+	layer_db d;
+	layer_open(&d);
+	size_t n;
+	unsigned char *before = tu_read_file(tu_path("db"), &n);
+	for (int c = 0; c < 2; c++) {
+		mapkv_txn *txn = layer_begin(&d);
+		pgno_t run[3] = {d.leaf_l - 1, d.leaf_l, d.leaf_l + 1};
+		ck_assert_rc(pager_add_reuse(&txn->pg, run, 3), 0);
+		page *p;
+		ck_assert_rc(pager_alloc(&txn->pg, 3, &p), 0);
+		ck_assert_uint_eq(pg_pgno(p), d.leaf_l - 1);
+		if (c == 0) {
+			/* (iv): B leads into the run. */
+			mapkv_val out;
+			ck_assert_rc(tu_get_rc(txn, 0, d.kl, 16, &out),
+				     MAPKV_CORRUPT);
+			mapkv_txn_abort(txn);
+		} else {
+			/* (i): freed, and written as part of the run. */
+			ck_assert_rc(pager_free(&txn->pg, d.leaf_l, 1), 0);
+			ck_assert_rc(mapkv_txn_commit(txn), MAPKV_CORRUPT);
+		}
+		expect_file(tu_path("db"), before, n, "live page in a run");
+	}
+	free(before);
+	layer_close(&d);
+}
+END_TEST
+
 /* (i) A page freed twice in one transaction; a page freed while it is in
  * the reuse list; a reused page freed twice (once as private, once as
  * committed). */
@@ -1391,5 +1424,6 @@ int main(void)
 		tc,
 		test_commit_with_page_linked_twice_is_corrupt_and_writes_nothing);
 	tcase_add_test(tc, test_page_freed_twice_is_corrupt_at_commit);
+	tcase_add_test(tc, test_live_page_inside_a_reused_run_is_corrupt);
 	return tu_run_suite(s);
 }
