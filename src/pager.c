@@ -192,12 +192,8 @@ static void runin_remove(pager *pg, pgno_t start, unsigned n)
 	pg->runin.n -= b - a;
 }
 
-int pager_reused(const pager *pg, pgno_t pgno)
+int pager_in_run(const pager *pg, pgno_t pgno)
 {
-	if (pager_dirty(pg, pgno))
-		return 1;
-	if (!pg->runin.n)
-		return 0;
 	size_t i = runin_find(pg, pgno);
 	return i < pg->runin.n && pg->runin.v[i] == pgno;
 }
@@ -299,6 +295,7 @@ void pager_end(pager *pg)
 	if (pg->dirty)
 		vfs->free(vfs, pg->dirty);
 	pg->dirty = NULL;
+	pgvec_free(pg, &pg->maybe_branch);
 	pg->dcap = pg->dcount = 0;
 	pgvec_free(pg, &pg->freed);
 	pgvec_free(pg, &pg->reuse);
@@ -458,7 +455,8 @@ static int reclaim_once(pager *pg)
 	return rc;
 }
 
-int pager_alloc(pager *pg, unsigned n, page **out)
+/* pager_alloc without noting the page as a possible branch. */
+static int alloc_run(pager *pg, unsigned n, page **out)
 {
 	os_vfs *vfs = pg->env->vfs;
 	int rc;
@@ -525,6 +523,16 @@ fail:
 	return rc;
 }
 
+int pager_alloc(pager *pg, unsigned n, page **out)
+{
+	int rc = alloc_run(pg, n, out);
+	/* The caller may make it a branch (a split, a new root). */
+	if (!rc && n == 1 &&
+	    (rc = pgvec_push(pg, &pg->maybe_branch, pg_pgno(*out))))
+		return rc; /* the page stays private: the txn fails anyway */
+	return rc;
+}
+
 int pager_touch(pager *pg, const page *p, page **out)
 {
 	pgno_t pgno = pg_pgno(p);
@@ -552,12 +560,15 @@ int pager_touch(pager *pg, const page *p, page **out)
 				return MAPKV_CORRUPT;
 		}
 	page *np;
-	int rc = pager_alloc(pg, 1, &np);
+	int rc = alloc_run(pg, 1, &np);
 	if (rc)
 		return rc;
 	pgno_t nn = pg_pgno(np);
 	memcpy(np, p, pg->psize);
 	pg_set_pgno(np, nn);
+	if ((pg_flags(p) & MK_P_BRANCH) &&
+	    (rc = pgvec_push(pg, &pg->maybe_branch, nn)))
+		return rc;
 	rc = pgvec_push(pg, &pg->freed, pgno);
 	if (rc)
 		return rc;
@@ -639,7 +650,7 @@ static int ref_once(pager *pg, pgno_t pgno)
 {
 	dirty_ent *e = dirty_find(pg, pgno);
 	if (!e) /* no link leads into a run */
-		return pg->runin.n && pager_reused(pg, pgno) ? MAPKV_CORRUPT
+		return pg->runin.n && pager_in_run(pg, pgno) ? MAPKV_CORRUPT
 							     : 0;
 	if (e->mark == pg->ref_pass)
 		return MAPKV_CORRUPT;
@@ -654,9 +665,15 @@ int pager_check_refs(pager *pg, const pgno_t *roots, size_t nroots)
 	for (size_t i = 0; i < nroots && !rc; i++)
 		if (roots[i])
 			rc = ref_once(pg, roots[i]);
-	for (size_t i = 0; i < pg->dcap && !rc; i++) {
-		const page *p = pg->dirty[i].p;
-		if (!pg->dirty[i].pgno || !(pg_flags(p) & MK_P_BRANCH))
+	/* Every private branch is a copy of a committed one or a page that
+	 * pager_alloc handed out (a number may be listed twice). */
+	pgvec *mb = &pg->maybe_branch;
+	pgvec_sort(mb, 0);
+	for (size_t i = 0; i < mb->n && !rc; i++) {
+		if (i && mb->v[i] == mb->v[i - 1])
+			continue;
+		const page *p = pager_dirty(pg, mb->v[i]);
+		if (!p || !(pg_flags(p) & MK_P_BRANCH))
 			continue;
 		for (unsigned j = 0, n = pg_nkeys(p); j < n && !rc; j++)
 			rc = ref_once(pg, nd_child(pg_node(p, j)));

@@ -50,6 +50,9 @@ typedef struct pager {
 	uint64_t max_pages; /* the file may not grow past this */
 	dirty_ent *dirty;
 	size_t dcap, dcount;
+	/* Pages that may be private branch pages, for pager_check_refs:
+	 * copies of committed branches and pages pager_alloc handed out. */
+	pgvec maybe_branch;
 	uint32_t ref_pass; /* passes of pager_check_refs so far */
 	/* Pages inside the private runs (overflow values) that came from
 	 * free pages of the snapshot, but for each run's first page (which
@@ -85,9 +88,16 @@ static inline int pager_get(const pager *pg, pgno_t pgno, const page **out);
 /* Is @pgno a private (dirty) page of this transaction? NULL if not. */
 page *pager_dirty(const pager *pg, pgno_t pgno);
 
+/* Is @pgno inside a private run (not its first page) that came from free
+ * pages (pager.runin)? */
+int pager_in_run(const pager *pg, pgno_t pgno);
+
 /* Does this transaction write page @pgno: a private page, or a page inside
  * a private run? (The checks against reused live pages.) */
-int pager_reused(const pager *pg, pgno_t pgno);
+static inline int pager_reused(const pager *pg, pgno_t pgno)
+{
+	return pager_dirty(pg, pgno) || (pg->runin.n && pager_in_run(pg, pgno));
+}
 
 /* A new private run of @n pages, zeroed but for the page number in the
  * first header: the best fit among the free pages loaded so far (loading
@@ -168,8 +178,7 @@ static inline int pager_get_child(const pager *pg, const page *parent,
 {
 	if (!pager_committed(pg, parent))
 		return pager_get(pg, pgno, out);
-	if (pg->writable && pg->dcount &&
-	    (pager_dirty(pg, pgno) || (pg->runin.n && pager_reused(pg, pgno))))
+	if (pg->writable && pg->dcount && pager_reused(pg, pgno))
 		return MAPKV_CORRUPT;
 	if (pgno < MK_NUM_META || pgno >= pg->snap_pages)
 		return MAPKV_CORRUPT;
