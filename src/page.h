@@ -107,7 +107,9 @@
  *   id T may be overwritten once no reader uses a snapshot older than T.
  *   Id 0 holds pages that were already free for every reader and were left
  *   over by a writer (the chunk number is then that writer's id times
- *   65536 plus a chunk index).
+ *   65536 plus a chunk index). A page is listed at most once in the whole
+ *   tree, and never while a tree reaches it (writers that find otherwise
+ *   fail with MAPKV_CORRUPT; see doc/reliability.md).
  *
  * CATALOG (tree[1])
  *   Key: the name of a named tree (1 to 255 bytes, no terminating NUL).
