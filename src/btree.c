@@ -106,6 +106,23 @@ static inline int get_page(const pager *pg, pgno_t pgno, unsigned kind,
 	return 0;
 }
 
+/* get_page for a child of @parent (NULL for a root): a writer also checks
+ * that a committed parent does not lead to one of its private pages
+ * (pager_get_child). */
+static inline int get_child(const pager *pg, const page *parent, pgno_t pgno,
+			    unsigned kind, const page **out)
+{
+	const page *p;
+	int rc = parent ? pager_get_child(pg, parent, pgno, &p)
+			: pager_get(pg, pgno, &p);
+	if (rc)
+		return rc;
+	if (!pg_check_hdr(p, pgno, kind, pg->psize))
+		return MAPKV_CORRUPT;
+	*out = p;
+	return 0;
+}
+
 static inline unsigned level_kind(const tree_rec *t, int level)
 {
 	return level == (int)t->depth - 1 ? MK_P_LEAF : MK_P_BRANCH;
@@ -184,7 +201,8 @@ int bt_search(const pager *pg, const tree_rec *t, const void *key, size_t klen,
 	for (int l = 0; l < (int)t->depth; l++) {
 		const page *p;
 		unsigned kind = level_kind(t, l);
-		if ((rc = get_page(pg, pgno, kind, &p)))
+		if ((rc = get_child(pg, l ? path->pg[l - 1] : NULL, pgno, kind,
+				    &p)))
 			return rc;
 		path->pg[l] = p;
 		path->depth = l + 1;
@@ -274,12 +292,43 @@ static unsigned make_branch_node(uint8_t *buf, pgno_t child, const void *key,
 	return MK_BRANCH_HDR + ks;
 }
 
+/* Do the keys of page @p, child @i of branch @parent, lie in the range the
+ * parent gives (at or above separator i, below separator i+1)? A writer
+ * that edits a page holding keys outside it would put separators out of
+ * order when the page splits, and keys elsewhere could no longer be found
+ * (damage that mapkv_check reports, and that a writer must not spread). */
+static int in_parent_range(const pager *pg, const page *parent, unsigned i,
+			   const page *p)
+{
+	unsigned psize = pg->psize, n = pg_nkeys(p);
+	int leaf = (pg_flags(p) & MK_P_LEAF) != 0;
+	unsigned first = leaf ? 0 : 1; /* node 0 of a branch has no key */
+	const uint8_t *k, *s;
+	unsigned ks, ss;
+	if (n <= first)
+		return 1;
+	if (i > 0 && (node_key(parent, i, 0, psize, &s, &ss) ||
+		      node_key(p, first, leaf, psize, &k, &ks) ||
+		      mk_cmp(k, ks, s, ss) < 0))
+		return 0;
+	if (i + 1 < pg_nkeys(parent) &&
+	    (node_key(parent, i + 1, 0, psize, &s, &ss) ||
+	     node_key(p, n - 1, leaf, psize, &k, &ks) ||
+	     mk_cmp(k, ks, s, ss) >= 0))
+		return 0;
+	return 1;
+}
+
 /* Make every page on the path private, top-down, relinking each copy into
  * its (already private) parent. */
 static int touch_path(pager *pg, tree_rec *t, bt_path *path)
 {
 	for (int l = 0; l < path->depth; l++) {
 		page *np;
+		if (l > 0 && pager_committed(pg, path->pg[l]) &&
+		    !in_parent_range(pg, path->pg[l - 1], path->idx[l - 1],
+				     path->pg[l]))
+			return MAPKV_CORRUPT;
 		int rc = pager_touch(pg, path->pg[l], &np);
 		if (rc)
 			return rc;
@@ -566,12 +615,21 @@ int bt_put(pager *pg, tree_rec *t, const void *key, size_t klen,
 	}
 	if (exact && (flags & MAPKV_NOOVERWRITE))
 		return MAPKV_EXISTS;
+	int big = MK_LEAF_HDR + klen + vlen > pg_node_max(psize);
+	/* An overflow run is allocated before the path is copied: the run
+	 * gets the first pick of the free pages (pager_alloc), so a copied
+	 * leaf never breaks the run a rewritten value left behind. */
+	uint64_t np = big ? pg_ov_pages(psize, vlen) : 0;
+	page *op = NULL;
+	if (np > 0xffffffffu)
+		return MAPKV_BAD_VALUE;
+	if (big && (rc = pager_alloc(pg, (unsigned)np, &op)))
+		return rc;
 	if ((rc = touch_path(pg, t, &path)))
 		return rc;
 	int lv = path.depth - 1;
 	page *leaf = (page *)path.pg[lv];
 	unsigned i = path.idx[lv];
-	int big = MK_LEAF_HDR + klen + vlen > pg_node_max(psize);
 
 	if (exact) {
 		uint8_t *old = (uint8_t *)pg_node(leaf, i);
@@ -599,12 +657,6 @@ int bt_put(pager *pg, tree_rec *t, const void *key, size_t klen,
 	unsigned nsize;
 	void *dst;
 	if (big) {
-		uint64_t np = pg_ov_pages(psize, vlen);
-		if (np > 0xffffffffu)
-			return MAPKV_BAD_VALUE;
-		page *op;
-		if ((rc = pager_alloc(pg, (unsigned)np, &op)))
-			return rc;
 		pg_st16(op + 4, MK_P_OVERFLOW);
 		pg_set_ovpages(op, (uint32_t)np);
 		t->overflow_pages += np;
@@ -747,12 +799,6 @@ static int rebalance(pager *pg, tree_rec *t, bt_path *path, int level)
 			return rc;
 		if ((rc = get_page(pg, rno, kind, &r)))
 			return rc;
-		/* The sibling's nodes are copied by their recorded sizes, and
-		 * the need below trusts its header: a committed sibling gets
-		 * the full check (l gets it in pager_touch; a private page was
-		 * built here). */
-		if (!pager_dirty(pg, rno) && pg_check(r, psize))
-			return MAPKV_CORRUPT;
 		const uint8_t *sk;
 		unsigned sks;
 		if ((rc = node_key(parent, ri, 0, psize, &sk, &sks)))
@@ -761,6 +807,10 @@ static int rebalance(pager *pg, tree_rec *t, bt_path *path, int level)
 				(leaf ? 0 : sks);
 		if (need > usable)
 			return 0; /* siblings too full to merge: leave it */
+		/* r's nodes are copied by their recorded sizes: check it as
+		 * pager_touch checks l (issue 11, bug 5). */
+		if (pg_check(r, psize))
+			return MAPKV_CORRUPT;
 		page *lw;
 		if ((rc = pager_touch(pg, l, &lw)))
 			return rc;
@@ -987,7 +1037,7 @@ static int descend(const pager *pg, bt_path *path, int l, int depth, int dir)
 		pgno_t c = child_at(p, path->idx[l], pg->psize);
 		unsigned kind = (l + 1 == depth - 1) ? MK_P_LEAF : MK_P_BRANCH;
 		const page *cp;
-		if ((rc = get_page(pg, c, kind, &cp)))
+		if ((rc = get_child(pg, p, c, kind, &cp)))
 			return rc;
 		if (pg_nkeys(cp) == 0)
 			return MAPKV_CORRUPT;

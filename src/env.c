@@ -341,10 +341,23 @@ static int replace_meta(mapkv_env *env, unsigned slot, mk_meta *good)
 	 * trees' free-page records carry ids up to the good meta's, and the
 	 * next commit must have an id above them all. */
 	m.txnid++;
+	/* A meta with an id above 0 that points past the end of the file is
+	 * ignored (choose_meta), and the next commit would then take its id
+	 * again: the two slots would hold one id, and the older trees could
+	 * win at the next open. A file shorter than the pages the meta
+	 * names (a creation's empty database, cut short) gets them first. */
+	uint64_t size, need = m.last_pgno * (uint64_t)env->psize;
+	int rc = env->vfs->size(env->file, &size);
+	if (!rc && size < need)
+		rc = env->vfs->resize(env->file, need);
+	if (rc) {
+		env->vfs->free(env->vfs, buf);
+		return rc;
+	}
 	pg_meta_encode(buf, env->psize, &m, NULL);
 	os_iov iov = {buf, env->psize};
-	int rc = env->vfs->write_sync(env->file, &iov, 1,
-				      (uint64_t)slot * env->psize);
+	rc = env->vfs->write_sync(env->file, &iov, 1,
+				  (uint64_t)slot * env->psize);
 	env->vfs->free(env->vfs, buf);
 	if (!rc && m.txnid > good->txnid)
 		*good = m;

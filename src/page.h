@@ -119,13 +119,17 @@
  *   64-bit numbers (so that memcmp orders them numerically): the id T of
  *   the commit that freed the pages, then a chunk number. Value: an array
  *   of 4-byte little-endian page numbers (every page of an overflow run is
- *   listed); the entry 0 means "no page" (padding). A record holds at most
+ *   listed), in any order (writers list short runs of consecutive pages
+ *   before long ones, see pgvec_order_extents in src/pager.h); the entry 0
+ *   means "no page" (padding). A record holds at most
  *   pg_free_chunk(P) entries, so it always fits in a leaf and a writer
  *   loads and rewrites free pages a chunk at a time. Pages of records with
  *   id T may be overwritten once no reader uses a snapshot older than T.
  *   Id 0 holds pages that were already free for every reader and were left
  *   over by a writer (the chunk number is then that writer's id times
- *   65536 plus a chunk index).
+ *   65536 plus a chunk index). A page is listed at most once in the whole
+ *   tree, and never while a tree reaches it (writers that find otherwise
+ *   fail with MAPKV_CORRUPT; see doc/reliability.md).
  *
  * CATALOG (tree[1])
  *   Key: the name of a named tree (1 to 255 bytes, no terminating NUL).

@@ -40,7 +40,16 @@ static int cmp_desc(const void *a, const void *b)
 
 void pgvec_sort(pgvec *v, int descending)
 {
-	if (v->n > 1)
+	/* Lists are often sorted already (a commit sorts the freed list on
+	 * each round of save_free): one pass tells. */
+	size_t i = 1;
+	if (descending)
+		while (i < v->n && v->v[i] <= v->v[i - 1])
+			i++;
+	else
+		while (i < v->n && v->v[i] >= v->v[i - 1])
+			i++;
+	if (i < v->n)
 		qsort(v->v, v->n, sizeof(pgno_t),
 		      descending ? cmp_desc : cmp_asc);
 }
@@ -53,6 +62,68 @@ void pgvec_free(pager *pg, pgvec *v)
 	v->n = v->cap = 0;
 }
 
+/* Extents of at least this many consecutive pages are kept for runs
+ * (reuse_take) and listed last in free-page records. */
+#define PAGER_LONG_RUN 16u
+
+/* An extent of a page list: its first page and length. */
+typedef struct pg_extent {
+	pgno_t start;
+	pgno_t len;
+} pg_extent;
+
+static int cmp_extent(const void *a, const void *b)
+{
+	const pg_extent *x = a, *y = b;
+	if (x->len != y->len)
+		return x->len < y->len ? -1 : 1;
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* Length of the extent of the ascending list @v that starts at index @i. */
+static size_t extent_len_asc(const pgvec *v, size_t i)
+{
+	size_t j = i + 1;
+	while (j < v->n && v->v[j] == v->v[j - 1] + 1)
+		j++;
+	return j - i;
+}
+
+int pgvec_order_extents(pager *pg, pgvec *v)
+{
+	os_vfs *vfs = pg->env->vfs;
+	if (v->n < 2)
+		return 0;
+	pgvec_sort(v, 0);
+	size_t nlong = 0;
+	for (size_t i = 0, len; i < v->n; i += len)
+		if ((len = extent_len_asc(v, i)) >= PAGER_LONG_RUN)
+			nlong++;
+	if (!nlong)
+		return 0;
+	pg_extent *e = vfs->alloc(vfs, nlong * sizeof(pg_extent));
+	if (!e)
+		return MAPKV_NOMEM;
+	/* Compact the pages of short extents to the front, in page order;
+	 * a long extent is kept as its first page and length. */
+	size_t k = 0, o = 0;
+	for (size_t i = 0, len; i < v->n; i += len) {
+		len = extent_len_asc(v, i);
+		if (len >= PAGER_LONG_RUN) {
+			e[k++] = (pg_extent){v->v[i], (pgno_t)len};
+		} else {
+			memmove(&v->v[o], &v->v[i], len * sizeof(pgno_t));
+			o += len;
+		}
+	}
+	qsort(e, nlong, sizeof(pg_extent), cmp_extent);
+	for (size_t j = 0; j < nlong; j++)
+		for (pgno_t i = 0; i < e[j].len; i++)
+			v->v[o++] = e[j].start + i;
+	vfs->free(vfs, e);
+	return 0;
+}
+
 /* ---- the dirty table: open addressing on the page number ---- */
 
 static size_t dhash(pgno_t p, size_t cap)
@@ -60,31 +131,89 @@ static size_t dhash(pgno_t p, size_t cap)
 	return (size_t)((p * 2654435761u) & (cap - 1));
 }
 
-page *pager_dirty(const pager *pg, pgno_t pgno)
+static inline dirty_ent *dirty_find(const pager *pg, pgno_t pgno)
 {
 	if (!pg->dcap)
 		return NULL;
 	size_t mask = pg->dcap - 1;
 	for (size_t i = dhash(pgno, pg->dcap);; i = (i + 1) & mask) {
 		if (pg->dirty[i].pgno == pgno)
-			return pg->dirty[i].p;
+			return &pg->dirty[i];
 		if (pg->dirty[i].pgno == 0)
 			return NULL;
 	}
 }
 
-static void dirty_insert_raw(dirty_ent *tab, size_t cap, pgno_t pgno, page *p)
+page *pager_dirty(const pager *pg, pgno_t pgno)
+{
+	dirty_ent *e = dirty_find(pg, pgno);
+	return e ? e->p : NULL;
+}
+
+/* Run interiors (pager.h: runin). */
+
+static int runin_add(pager *pg, pgno_t start, unsigned n)
+{
+	for (unsigned i = 1; i < n; i++) {
+		if ((uint64_t)start + i >= pg->snap_pages)
+			break;
+		int rc = pgvec_push(pg, &pg->runin, start + i);
+		if (rc)
+			return rc;
+	}
+	pgvec_sort(&pg->runin, 0); /* runs are few: keep it sorted */
+	return 0;
+}
+
+/* Index of the first entry >= @p. */
+static size_t runin_find(const pager *pg, pgno_t p)
+{
+	size_t lo = 0, hi = pg->runin.n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (pg->runin.v[mid] < p)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* A private run that is given up: its interior is free again. */
+static void runin_remove(pager *pg, pgno_t start, unsigned n)
+{
+	if (!pg->runin.n || n < 2)
+		return;
+	size_t a = runin_find(pg, start + 1), b = a;
+	while (b < pg->runin.n && pg->runin.v[b] < (uint64_t)start + n)
+		b++;
+	memmove(&pg->runin.v[a], &pg->runin.v[b],
+		(pg->runin.n - b) * sizeof(pgno_t));
+	pg->runin.n -= b - a;
+}
+
+int pager_in_run(const pager *pg, pgno_t pgno)
+{
+	size_t i = runin_find(pg, pgno);
+	return i < pg->runin.n && pg->runin.v[i] == pgno;
+}
+
+/* The empty slot where @pgno goes. */
+static size_t dirty_slot(const dirty_ent *tab, size_t cap, pgno_t pgno)
 {
 	size_t mask = cap - 1;
 	size_t i = dhash(pgno, cap);
 	while (tab[i].pgno != 0)
 		i = (i + 1) & mask;
-	tab[i].pgno = pgno;
-	tab[i].p = p;
+	return i;
 }
 
 static int dirty_insert(pager *pg, pgno_t pgno, page *p)
 {
+	/* Two owners for one page number: only damaged free-page records
+	 * can lead here (a page listed twice). */
+	if (pager_reused(pg, pgno))
+		return MAPKV_CORRUPT;
 	if ((pg->dcount + 1) * 2 > pg->dcap) {
 		size_t ncap = pg->dcap ? pg->dcap * 2 : 256;
 		dirty_ent *nt = pg->env->vfs->alloc(pg->env->vfs,
@@ -94,14 +223,15 @@ static int dirty_insert(pager *pg, pgno_t pgno, page *p)
 		memset(nt, 0, ncap * sizeof(dirty_ent));
 		for (size_t i = 0; i < pg->dcap; i++)
 			if (pg->dirty[i].pgno)
-				dirty_insert_raw(nt, ncap, pg->dirty[i].pgno,
-						 pg->dirty[i].p);
+				nt[dirty_slot(nt, ncap, pg->dirty[i].pgno)] =
+					pg->dirty[i];
 		if (pg->dirty)
 			pg->env->vfs->free(pg->env->vfs, pg->dirty);
 		pg->dirty = nt;
 		pg->dcap = ncap;
 	}
-	dirty_insert_raw(pg->dirty, pg->dcap, pgno, p);
+	pg->dirty[dirty_slot(pg->dirty, pg->dcap, pgno)] =
+		(dirty_ent){pgno, 0, p};
 	pg->dcount++;
 	return 0;
 }
@@ -165,9 +295,11 @@ void pager_end(pager *pg)
 	if (pg->dirty)
 		vfs->free(vfs, pg->dirty);
 	pg->dirty = NULL;
+	pgvec_free(pg, &pg->maybe_branch);
 	pg->dcap = pg->dcount = 0;
 	pgvec_free(pg, &pg->freed);
 	pgvec_free(pg, &pg->reuse);
+	pgvec_free(pg, &pg->runin);
 	pg->scratch = NULL;
 }
 
@@ -186,109 +318,219 @@ int pager_add_reuse(pager *pg, const pgno_t *v, size_t n)
 	return 0;
 }
 
-static void reuse_sort(pager *pg)
+/* Sort the reuse list (descending) after additions. A page listed twice
+ * would be handed out twice: the free-page records are damaged. */
+static int reuse_sort(pager *pg)
 {
 	if (pg->reuse_unsorted) {
-		pgvec_sort(&pg->reuse, 1);
+		pgvec *r = &pg->reuse;
+		pgvec_sort(r, 1);
+		for (size_t i = 1; i < r->n; i++)
+			if (r->v[i] == r->v[i - 1])
+				return MAPKV_CORRUPT; /* and stays unsorted */
 		pg->reuse_unsorted = 0;
-	}
-}
-
-/* How many more free-page records pager_alloc loads looking for a run. */
-#define PAGER_RUN_RECLAIMS 16
-
-/* Take a run of n consecutive pages from the reuse list (sorted
- * descending, so a run appears as v[i] = v[i+1] + 1 ...). Returns 0 if
- * there is none. */
-static pgno_t reuse_take(pager *pg, unsigned n)
-{
-	pgvec *r = &pg->reuse;
-	if (r->n == 0)
-		return 0;
-	reuse_sort(pg);
-	if (n == 1)
-		return r->v[--r->n]; /* the lowest page keeps the file dense */
-	for (size_t end = r->n; end >= n; end--) {
-		/* candidate run r->v[end-n .. end-1], lowest at end-1 */
-		size_t lo = end - 1;
-		size_t k = 1;
-		while (k < n && r->v[lo - k] == r->v[lo] + k)
-			k++;
-		if (k == n) {
-			pgno_t first = r->v[lo];
-			memmove(&r->v[end - n], &r->v[end],
-				(r->n - end) * sizeof(pgno_t));
-			r->n -= n;
-			return first;
-		}
 	}
 	return 0;
 }
 
-int pager_alloc(pager *pg, unsigned n, page **out)
+/* Index of the highest page of the extent (consecutive page numbers)
+ * whose lowest page is at index @i of the strictly descending list @v.
+ * Inside an extent v[j] - v[i] == i - j, and outside it the difference is
+ * larger, so a binary search finds the edge in O(log n). */
+static size_t extent_top(const pgno_t *v, size_t i)
+{
+	if (i == 0 || v[i - 1] != v[i] + 1)
+		return i;
+	size_t lo = 0, hi = i - 1;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if ((uint64_t)(v[mid] - v[i]) == i - mid)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
+}
+
+/*
+ * Take n consecutive pages from the reuse list.
+ *
+ * Runs (n > 1): the lowest pages of the smallest extent that holds n (best
+ * fit, the lower extent on a tie). Single pages: the lowest free page
+ * that is not part of a long extent (PAGER_LONG_RUN pages or more), found
+ * among the lowest PAGER_FIT_SCAN extents; failing that, the smallest long
+ * extent among them gives its lowest page.
+ *
+ * This is what keeps large values from growing the file: a single page (a
+ * copied leaf, an edit of the free-page tree) taken from the lowest free
+ * page nibbled at the run a rewritten overflow value left behind, so that
+ * run never fitted the next version of the value and every rewrite went
+ * to the end of the file. Taking the lowest page otherwise keeps the file
+ * dense, and costs O(1) when the lowest pages are not long runs (whether
+ * the extent at index i is long is one comparison: the list is strictly
+ * descending). *out is 0 when nothing fits.
+ */
+#define PAGER_FIT_SCAN 32u
+
+static int reuse_take(pager *pg, unsigned n, pgno_t *out)
+{
+	pgvec *r = &pg->reuse;
+	int rc;
+	*out = 0;
+	if (r->n < n)
+		return 0;
+	if ((rc = reuse_sort(pg)))
+		return rc;
+	const pgno_t *v = r->v;
+	size_t best = SIZE_MAX, best_len = SIZE_MAX;
+	unsigned seen = 0;
+	for (size_t i = r->n; i > 0;) {
+		size_t lo = i - 1; /* the extent's lowest page */
+		if (n == 1 && (lo + 1 < PAGER_LONG_RUN ||
+			       v[lo + 1 - PAGER_LONG_RUN] !=
+				       v[lo] + PAGER_LONG_RUN - 1)) {
+			best = lo; /* a short extent */
+			break;
+		}
+		size_t top = extent_top(v, lo), len = lo - top + 1;
+		if (len >= n && len < best_len) {
+			best = lo;
+			best_len = len;
+			if (len == n)
+				break;
+		}
+		i = top;
+		if (n == 1 && ++seen >= PAGER_FIT_SCAN)
+			break;
+	}
+	if (best == SIZE_MAX)
+		return 0;
+	*out = r->v[best];
+	/* The run is r->v[best - n + 1 .. best]. */
+	memmove(&r->v[best + 1 - n], &r->v[best + 1],
+		(r->n - best - 1) * sizeof(pgno_t));
+	r->n -= n;
+	return 0;
+}
+
+/* A run of n pages that starts with the free pages at the very end of the
+ * file (if any) and continues past it: the file grows by what is missing
+ * only. Returns 0 with *out = 0 when the file cannot grow by that much. */
+static int take_tail(pager *pg, unsigned n, pgno_t *out)
+{
+	pgvec *r = &pg->reuse;
+	size_t k = 0;
+	*out = 0;
+	int rc = reuse_sort(pg);
+	if (rc)
+		return rc;
+	if (r->n && r->v[0] + 1ull == pg->next_pgno) {
+		k = 1;
+		while (k < r->n && k < n && r->v[k] + 1 == r->v[k - 1])
+			k++;
+	}
+	uint64_t grow = n - k;
+	if (pg->next_pgno + grow > pg->max_pages ||
+	    pg->next_pgno + grow > 0xffffffffull)
+		return 0;
+	*out = (pgno_t)(pg->next_pgno - k);
+	if (k) {
+		memmove(r->v, r->v + k, (r->n - k) * sizeof(pgno_t));
+		r->n -= k;
+	}
+	pg->next_pgno += grow;
+	return 0;
+}
+
+/* Free-page records a run allocation may load on top of the pages in
+ * its budget (see pager_alloc). */
+#define PAGER_RUN_RECLAIMS 16
+
+/* Load one more free-page record through the hook. */
+static int reclaim_once(pager *pg)
+{
+	pg->reclaim_busy = 1;
+	int rc = pg->reclaim(pg->reclaim_ctx);
+	pg->reclaim_busy = 0;
+	return rc;
+}
+
+/* pager_alloc without noting the page as a possible branch. */
+static int alloc_run(pager *pg, unsigned n, page **out)
 {
 	os_vfs *vfs = pg->env->vfs;
 	int rc;
 	if (!pg->writable)
 		return MAPKV_READONLY;
-	if (pg->reuse.n < n && pg->reclaim && !pg->reclaim_busy) {
-		pg->reclaim_busy = 1;
-		rc = pg->reclaim(pg->reclaim_ctx);
-		pg->reclaim_busy = 0;
-		if (rc)
-			return rc;
-	}
+	if (pg->reuse.n < n && pg->reclaim && !pg->reclaim_busy &&
+	    (rc = reclaim_once(pg)))
+		return rc;
 	size_t bytes = (size_t)n * pg->psize;
 	page *p = vfs->alloc(vfs, bytes);
 	if (!p)
 		return MAPKV_NOMEM;
-	pgno_t pgno = reuse_take(pg, n);
+	pgno_t pgno;
+	if ((rc = reuse_take(pg, n, &pgno)))
+		goto fail;
 	/* A run (an overflow value) may not be among the free pages loaded
-	 * so far: load older records, a bounded number, before growing the
-	 * file; otherwise a fragmented free list would never be reused for
-	 * runs and the file would grow while free pages pile up. Pages loaded
-	 * and not used go back into the free records at commit. */
-	for (int tries = 0; !pgno && n > 1 && pg->reclaim &&
-			    !pg->reclaim_busy && tries < PAGER_RUN_RECLAIMS;
-	     tries++) {
-		size_t before = pg->reuse.n;
-		pg->reclaim_busy = 1;
-		rc = pg->reclaim(pg->reclaim_ctx);
-		pg->reclaim_busy = 0;
-		if (rc) {
-			vfs->free(vfs, p);
-			return rc;
+	 * so far: load older records before growing the file, otherwise a
+	 * fragmented free list would never be reused for runs and the file
+	 * would grow while free pages pile up. A run may span many records
+	 * (a record lists pg_free_chunk() pages), so the budget grows with
+	 * the run: a few times its pages, plus a fixed number of records.
+	 * Loading costs little next to writing the run; pages loaded and not
+	 * used go back into the free records at commit. */
+	if (!pgno && n > 1 && pg->reclaim && !pg->reclaim_busy) {
+		uint64_t budget = 4ull * n + (uint64_t)PAGER_RUN_RECLAIMS *
+						     pg_free_chunk(pg->psize);
+		uint64_t start = pg->loaded;
+		while (!pgno && pg->loaded - start < budget) {
+			uint64_t before = pg->loaded;
+			if ((rc = reclaim_once(pg)))
+				goto fail;
+			if (pg->loaded == before)
+				break; /* no record left that no reader needs */
+			if ((rc = reuse_take(pg, n, &pgno)))
+				goto fail;
 		}
-		if (pg->reuse.n == before)
-			break; /* no record left that no reader needs */
-		pgno = reuse_take(pg, n);
 	}
+	if (!pgno && (rc = take_tail(pg, n, &pgno)))
+		goto fail;
 	if (!pgno) {
-		if (pg->next_pgno + n > pg->max_pages ||
-		    pg->next_pgno + n > 0xffffffffull) {
-			vfs->free(vfs, p);
-			return MAPKV_FULL;
-		}
-		pgno = (pgno_t)pg->next_pgno;
-		pg->next_pgno += n;
+		rc = MAPKV_FULL;
+		goto fail;
 	}
 	rc = dirty_insert(pg, pgno, p);
 	if (rc) {
-		/* Give the number back where it came from. */
-		if (pgno + n == pg->next_pgno)
-			pg->next_pgno -= n;
-		else
-			for (unsigned i = 0; i < n; i++)
-				(void)pgvec_push(pg, &pg->reuse, pgno + i),
-					pg->reuse_unsorted = 1;
-		vfs->free(vfs, p);
-		return rc;
+		/* Give the numbers back to the reuse list (the end of the
+		 * file gives them back at commit: pager_trim_tail). */
+		for (unsigned i = 0; i < n; i++)
+			(void)pgvec_push(pg, &pg->reuse, pgno + i),
+				pg->reuse_unsorted = 1;
+		goto fail;
+	}
+	if (n > 1 && pgno < pg->snap_pages && (rc = runin_add(pg, pgno, n))) {
+		dirty_remove(pg, pgno);
+		goto fail;
 	}
 	/* Zeroed so no uninitialised heap bytes ever reach the file. */
 	memset(p, 0, bytes);
 	pg_set_pgno(p, pgno);
 	*out = p;
 	return 0;
+fail:
+	vfs->free(vfs, p);
+	return rc;
+}
+
+int pager_alloc(pager *pg, unsigned n, page **out)
+{
+	int rc = alloc_run(pg, n, out);
+	/* The caller may make it a branch (a split, a new root). */
+	if (!rc && n == 1 &&
+	    (rc = pgvec_push(pg, &pg->maybe_branch, pg_pgno(*out))))
+		return rc; /* the page stays private: the txn fails anyway */
+	return rc;
 }
 
 int pager_touch(pager *pg, const page *p, page **out)
@@ -296,6 +538,10 @@ int pager_touch(pager *pg, const page *p, page **out)
 	pgno_t pgno = pg_pgno(p);
 	page *d = pager_dirty(pg, pgno);
 	if (d) {
+		/* A committed page whose number this transaction reused was
+		 * listed free while reachable. */
+		if (d != p)
+			return MAPKV_CORRUPT;
 		*out = d;
 		return 0;
 	}
@@ -304,13 +550,25 @@ int pager_touch(pager *pg, const page *p, page **out)
 	 * the page and the keys must be in order. */
 	if (pg_check(p, pg->psize))
 		return MAPKV_CORRUPT;
+	/* A committed branch points only to committed pages; a child that
+	 * is a private page of this transaction was listed free while this
+	 * branch still reached it, and the copy would keep that link. */
+	if (pg_flags(p) & MK_P_BRANCH)
+		for (unsigned i = 0, n = pg_nkeys(p); i < n; i++) {
+			pgno_t c = nd_child(pg_node(p, i));
+			if (pager_reused(pg, c))
+				return MAPKV_CORRUPT;
+		}
 	page *np;
-	int rc = pager_alloc(pg, 1, &np);
+	int rc = alloc_run(pg, 1, &np);
 	if (rc)
 		return rc;
 	pgno_t nn = pg_pgno(np);
 	memcpy(np, p, pg->psize);
 	pg_set_pgno(np, nn);
+	if ((pg_flags(p) & MK_P_BRANCH) &&
+	    (rc = pgvec_push(pg, &pg->maybe_branch, nn)))
+		return rc;
 	rc = pgvec_push(pg, &pg->freed, pgno);
 	if (rc)
 		return rc;
@@ -325,6 +583,7 @@ int pager_free(pager *pg, pgno_t pgno, unsigned n)
 	if (d) {
 		/* Never written: nobody else can see it, reuse it at once. */
 		dirty_remove(pg, pgno);
+		runin_remove(pg, pgno, n);
 		pg->env->vfs->free(pg->env->vfs, d);
 		for (unsigned i = 0; i < n; i++)
 			if ((rc = pgvec_push(pg, &pg->reuse, pgno + i)))
@@ -340,10 +599,12 @@ int pager_free(pager *pg, pgno_t pgno, unsigned n)
 	return 0;
 }
 
-void pager_trim_tail(pager *pg)
+int pager_trim_tail(pager *pg)
 {
 	pgvec *r = &pg->reuse;
-	reuse_sort(pg);
+	int rc = reuse_sort(pg);
+	if (rc)
+		return rc;
 	/* Highest first: while the top free page is the last allocated one,
 	 * hand it back to the end of the file. Only pages this transaction
 	 * allocated past the snapshot qualify. */
@@ -357,6 +618,67 @@ void pager_trim_tail(pager *pg)
 		memmove(r->v, r->v + i, (r->n - i) * sizeof(pgno_t));
 		r->n -= i;
 	}
+	return 0;
+}
+
+int pager_check_freed(pager *pg)
+{
+	pgvec *f = &pg->freed, *r = &pg->reuse;
+	int rc = reuse_sort(pg);
+	if (rc)
+		return rc;
+	pgvec_sort(f, 0);
+	/* f ascending, r descending: walk r from its end to merge. */
+	size_t j = r->n;
+	for (size_t i = 0; i < f->n; i++) {
+		pgno_t p = f->v[i];
+		if (i && p == f->v[i - 1])
+			return MAPKV_CORRUPT; /* freed twice */
+		while (j > 0 && r->v[j - 1] < p)
+			j--;
+		if (j > 0 && r->v[j - 1] == p)
+			return MAPKV_CORRUPT; /* freed while free */
+		if (pager_reused(pg, p))
+			return MAPKV_CORRUPT; /* freed, yet reused */
+	}
+	return 0;
+}
+
+/* Count one link to @pgno: MAPKV_CORRUPT if it is a private page that
+ * this pass has seen linked before. */
+static int ref_once(pager *pg, pgno_t pgno)
+{
+	dirty_ent *e = dirty_find(pg, pgno);
+	if (!e) /* no link leads into a run */
+		return pg->runin.n && pager_in_run(pg, pgno) ? MAPKV_CORRUPT
+							     : 0;
+	if (e->mark == pg->ref_pass)
+		return MAPKV_CORRUPT;
+	e->mark = pg->ref_pass;
+	return 0;
+}
+
+int pager_check_refs(pager *pg, const pgno_t *roots, size_t nroots)
+{
+	int rc = 0;
+	pg->ref_pass++; /* marks of earlier passes no longer count */
+	for (size_t i = 0; i < nroots && !rc; i++)
+		if (roots[i])
+			rc = ref_once(pg, roots[i]);
+	/* Every private branch is a copy of a committed one or a page that
+	 * pager_alloc handed out (a number may be listed twice). */
+	pgvec *mb = &pg->maybe_branch;
+	pgvec_sort(mb, 0);
+	for (size_t i = 0; i < mb->n && !rc; i++) {
+		if (i && mb->v[i] == mb->v[i - 1])
+			continue;
+		const page *p = pager_dirty(pg, mb->v[i]);
+		if (!p || !(pg_flags(p) & MK_P_BRANCH))
+			continue;
+		for (unsigned j = 0, n = pg_nkeys(p); j < n && !rc; j++)
+			rc = ref_once(pg, nd_child(pg_node(p, j)));
+	}
+	return rc;
 }
 
 /* ---- growth ---- */

@@ -33,7 +33,8 @@ typedef struct pgvec {
 } pgvec;
 
 typedef struct dirty_ent {
-	pgno_t pgno; /* 0: empty slot */
+	pgno_t pgno;   /* 0: empty slot */
+	uint32_t mark; /* pager_check_refs: counted in pass number mark */
 	page *p;
 } dirty_ent;
 
@@ -49,6 +50,14 @@ typedef struct pager {
 	uint64_t max_pages; /* the file may not grow past this */
 	dirty_ent *dirty;
 	size_t dcap, dcount;
+	/* Pages that may be private branch pages, for pager_check_refs:
+	 * copies of committed branches and pages pager_alloc handed out. */
+	pgvec maybe_branch;
+	uint32_t ref_pass; /* passes of pager_check_refs so far */
+	/* Pages inside the private runs (overflow values) that came from
+	 * free pages of the snapshot, but for each run's first page (which
+	 * the dirty table holds); sorted ascending. */
+	pgvec runin;
 	pgvec freed; /* committed pages this transaction stopped using */
 	pgvec reuse; /* free pages it may use; kept sorted descending */
 	int reuse_unsorted;
@@ -58,6 +67,7 @@ typedef struct pager {
 	int (*reclaim)(void *ctx);
 	void *reclaim_ctx;
 	int reclaim_busy;
+	uint64_t loaded;  /* pages the reclaim hook has added so far */
 	uint8_t *scratch; /* 4 pages of scratch for splits (btree.c) */
 	const uint8_t **split_node; /* psize / 8 + 2 entries each */
 	unsigned *split_size;
@@ -78,9 +88,22 @@ static inline int pager_get(const pager *pg, pgno_t pgno, const page **out);
 /* Is @pgno a private (dirty) page of this transaction? NULL if not. */
 page *pager_dirty(const pager *pg, pgno_t pgno);
 
+/* Is @pgno inside a private run (not its first page) that came from free
+ * pages (pager.runin)? */
+int pager_in_run(const pager *pg, pgno_t pgno);
+
+/* Does this transaction write page @pgno: a private page, or a page inside
+ * a private run? (The checks against reused live pages.) */
+static inline int pager_reused(const pager *pg, pgno_t pgno)
+{
+	return pager_dirty(pg, pgno) || (pg->runin.n && pager_in_run(pg, pgno));
+}
+
 /* A new private run of @n pages, zeroed but for the page number in the
- * first header. Returns 0, MAPKV_FULL, MAPKV_NOMEM, or the reclaim hook's
- * error. */
+ * first header: the best fit among the free pages loaded so far (loading
+ * more free-page records for a run), else at the end of the file. Returns
+ * 0, MAPKV_FULL, MAPKV_NOMEM, MAPKV_CORRUPT (free-page records list a page
+ * twice), or the reclaim hook's error. */
 int pager_alloc(pager *pg, unsigned n, page **out);
 
 /* A private, writable version of page @p (itself if already private). */
@@ -96,10 +119,32 @@ int pager_add_reuse(pager *pg, const pgno_t *v, size_t n);
 int pgvec_push(pager *pg, pgvec *v, pgno_t p);
 void pgvec_sort(pgvec *v, int descending);
 void pgvec_free(pager *pg, pgvec *v);
+/* Order @v for the free-page records: the pages of short extents (runs of
+ * consecutive page numbers shorter than PAGER_LONG_RUN) in page order,
+ * then the long extents from the shortest. A writer loads records oldest
+ * first, one at a time, and takes single pages from what it has loaded;
+ * with the short extents first it finds them before it has loaded a part
+ * of a long run (which a single page would break). Returns 0 or
+ * MAPKV_NOMEM (@v then sorted). */
+int pgvec_order_extents(pager *pg, pgvec *v);
+
+/* Before the freed pages are recorded: a committed page may be freed
+ * once, and only if it is neither free (in the reuse list) nor reused
+ * (dirty). Otherwise the file is damaged (a page reachable twice, or a
+ * reachable page listed free) and recording it would hand out a live page
+ * later: MAPKV_CORRUPT. Sorts both lists. */
+int pager_check_freed(pager *pg);
+
+/* At commit, before anything is written: each private page is reached at
+ * most once from the private branch pages and the tree roots @roots (0
+ * entries are skipped). A second reference is a stale link, in a copied
+ * branch, to a page that was listed free while reachable and has been
+ * reused: MAPKV_CORRUPT. */
+int pager_check_refs(pager *pg, const pgno_t *roots, size_t nroots);
 
 /* Give pages at the top of the reuse list back to the end of the file
  * (lowers next_pgno) so a commit does not record them as free. */
-void pager_trim_tail(pager *pg);
+int pager_trim_tail(pager *pg);
 
 /* Write every private page to the file, in page order (runs of
  * consecutive pages in one gathered write), growing the file first.
@@ -115,6 +160,31 @@ int pager_write_dirty(pager *pg, uint32_t *runs, unsigned maxruns,
 /* Make the file at least @bytes long (amortised steps) and extend the map
  * to match. */
 int pager_grow(struct mapkv_env *env, uint64_t bytes);
+
+/* Is @p a page of the committed snapshot (in the map), not a private
+ * copy? */
+static inline int pager_committed(const pager *pg, const page *p)
+{
+	uintptr_t a = (uintptr_t)p, m = (uintptr_t)pg->map;
+	return a >= m && a - m < pg->snap_pages * (uint64_t)pg->psize;
+}
+
+/* pager_get for the child @pgno of branch @parent. A committed branch
+ * points only to committed pages: if the child is a private page of this
+ * transaction, it was listed free while @parent reached it and has been
+ * reused (its old contents are gone): MAPKV_CORRUPT. */
+static inline int pager_get_child(const pager *pg, const page *parent,
+				  pgno_t pgno, const page **out)
+{
+	if (!pager_committed(pg, parent))
+		return pager_get(pg, pgno, out);
+	if (pg->writable && pg->dcount && pager_reused(pg, pgno))
+		return MAPKV_CORRUPT;
+	if (pgno < MK_NUM_META || pgno >= pg->snap_pages)
+		return MAPKV_CORRUPT;
+	*out = pg->map + (size_t)pgno * pg->psize;
+	return 0;
+}
 
 static inline int pager_get(const pager *pg, pgno_t pgno, const page **out)
 {

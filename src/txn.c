@@ -133,10 +133,15 @@ static int reclaim(void *ctx)
 		pgno_t pgno = pg_ld32(p + 4 * i);
 		if (pgno == 0)
 			continue;
-		if (pgno < MK_NUM_META || pgno >= txn->pg.snap_pages)
+		/* A page listed twice, or one already handed out, would be
+		 * given to two owners (a duplicate within the reuse list is
+		 * found when it is sorted). */
+		if (pgno < MK_NUM_META || pgno >= txn->pg.snap_pages ||
+		    pager_reused(&txn->pg, pgno))
 			return MAPKV_CORRUPT;
 		if ((rc = pgvec_push(&txn->pg, &txn->pg.reuse, pgno)))
 			return rc;
+		txn->pg.loaded++;
 	}
 	txn->pg.reuse_unsorted = 1;
 	uint8_t key[MK_FREE_KEY];
@@ -221,7 +226,8 @@ static int save_free(mapkv_txn *txn)
 	os_vfs *vfs = txn->env->vfs;
 	int rc = 0;
 	pg->reclaim = NULL;
-	pager_trim_tail(pg);
+	if ((rc = pager_trim_tail(pg)))
+		return rc;
 	if (pg->freed.n == 0 && pg->reuse.n == 0)
 		return 0;
 	unsigned ch = pg_free_chunk(pg->psize);
@@ -245,13 +251,20 @@ static int save_free(mapkv_txn *txn)
 		if ((rc = reserve_chunks(txn, txn->txnid, 0, &pg->freed, capf,
 					 maxf, &changed)))
 			goto out;
-		pager_trim_tail(pg);
+		if ((rc = pager_trim_tail(pg)))
+			goto out;
 		if ((rc = reserve_chunks(txn, 0, rbase, &pg->reuse, capr, maxf,
 					 &changed)))
 			goto out;
 	}
-	/* Nothing moves any more: write the lists into their records. */
-	pgvec_sort(&pg->freed, 0);
+	/* Nothing moves any more: write the lists into their records, short
+	 * extents first (pgvec_order_extents), after a last look for pages
+	 * freed twice or freed while free. */
+	if ((rc = pager_check_freed(pg)) ||
+	    (rc = pgvec_order_extents(pg, &pg->freed)) ||
+	    (rc = pgvec_order_extents(pg, &pg->reuse)))
+		goto out;
+	pg->reuse_unsorted = 1;
 	if ((rc = fill_chunks(txn, txn->txnid, 0, &pg->freed, capf, maxf)))
 		goto out;
 	rc = fill_chunks(txn, 0, rbase, &pg->reuse, capr, maxf);
@@ -925,6 +938,27 @@ void txn_abort(mapkv_txn *txn)
 	txn_free(txn, 0);
 }
 
+/* Before anything is written: no private page is linked twice
+ * (pager_check_refs), counting the roots of every tree. */
+static int check_refs(mapkv_txn *txn)
+{
+	mapkv_env *env = txn->env;
+	unsigned ndbis = txn->named ? atomic_load(&env->ndbis) : 0;
+	size_t n = 0;
+	pgno_t *roots = env->vfs->alloc(env->vfs, (MK_NUM_TREES + ndbis) *
+							  sizeof(pgno_t));
+	if (!roots)
+		return MAPKV_NOMEM;
+	for (unsigned t = 0; t < MK_NUM_TREES; t++)
+		roots[n++] = txn->meta.trees[t].root;
+	for (unsigned d = 1; d < ndbis; d++)
+		if (txn->named[d].state & TT_LOADED)
+			roots[n++] = txn->named[d].rec.root;
+	int rc = pager_check_refs(&txn->pg, roots, n);
+	env->vfs->free(env->vfs, roots);
+	return rc;
+}
+
 static int commit_write(mapkv_txn *txn)
 {
 	mapkv_env *env = txn->env;
@@ -936,7 +970,7 @@ static int commit_write(mapkv_txn *txn)
 	txn->meta.trees[MK_TREE_MAIN] = txn->main.rec;
 	if (pg->dcount == 0 && pg->freed.n == 0)
 		return 0; /* nothing changed: no new commit */
-	if ((rc = save_free(txn)))
+	if ((rc = save_free(txn)) || (rc = check_refs(txn)))
 		return rc;
 
 	/* The meta page is built in scratch page 0 and the run list in

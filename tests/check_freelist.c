@@ -328,6 +328,146 @@ START_TEST(test_mixed_runs_and_small_pages_reuse_fragmented_free_pages)
 }
 END_TEST
 
+/* ---- large values rewritten ---- */
+
+#define MIB (1024u * 1024u)
+
+/* The bounds of the large-value tests, relative to the live data plus one
+ * more value (a rewrite keeps the old value until it commits, so that much
+ * is the least a file can need): pages in use at most K_ONE times that for
+ * one value rewritten in place, at most K_MIX times that (with live at its
+ * high mark) for several values of changing sizes; the file may be a
+ * growth step (an eighth) larger. */
+#define K_ONE 1.1
+#define K_MIX 3.0
+
+static void put_big(mapkv_txn *txn, const char *k, unsigned char *v, size_t n,
+		    uint64_t seed)
+{
+	tu_fill_bytes(v, n, seed);
+	tu_put(txn, 0, k, strlen(k), v, n);
+}
+
+static void expect_big(mapkv_env *env, const char *k, size_t n, uint64_t seed)
+{
+	mapkv_txn *txn = tu_begin(env, MAPKV_RDONLY);
+	mapkv_val out;
+	ck_assert_rc(tu_get_rc(txn, 0, k, strlen(k), &out), 0);
+	tu_check(out.size == n &&
+			 tu_check_bytes(out.data, n, seed) == (size_t)-1,
+		 "value %s: %zu bytes, not the %zu written last", k, out.size,
+		 n);
+	mapkv_txn_abort(txn);
+}
+
+/* Bug: rewriting one 20 MiB value grew the file 20 -> 140 -> 324 MiB in
+ * 15 rewrites (71,624 free pages), 16 MiB values to 3x: single pages
+ * (the copied leaf, edits of the free-page tree) were taken from the
+ * lowest free page, which was the start of the run the last version left
+ * behind, and a run allocation gave up after 16 free-page records, fewer
+ * than a 20 MiB run spans. */
+START_TEST(test_rewriting_one_large_value_keeps_file_within_bound)
+{
+	static const size_t mib[] = {1, 4, 16, 20};
+	const int rewrites = (int)tu_scale(15, 60);
+	unsigned char *v = malloc(20 * MIB);
+	ck_assert_ptr_nonnull(v);
+	for (size_t s = 0; s < sizeof(mib) / sizeof(mib[0]); s++) {
+		mapkv_options o = {0, 0, MAPKV_NOSYNC, 0, 0};
+		char name[16];
+		snprintf(name, sizeof(name), "db%zu", mib[s]);
+		mapkv_env *env = tu_open_opts(name, &o);
+		size_t n = mib[s] * MIB;
+		for (int r = 0; r < rewrites; r++) {
+			mapkv_txn *txn = tu_begin(env, 0);
+			put_big(txn, "big", v, n, (uint64_t)r);
+			tu_commit(txn);
+		}
+		mapkv_envinfo info = tu_env_info(env);
+		double bound = 2.0 * (double)n; /* live + one value */
+		double used = (double)info.pages_used * info.page_size;
+		tu_check(used <= K_ONE * bound && (double)info.file_size <=
+							  K_ONE * bound * 9 / 8,
+			 "%zu MiB value rewritten %d times: %.1f MiB in use "
+			 "(%llu pages free), file %.1f MiB; bound %.1f MiB "
+			 "(%.1f x the live data plus one value)",
+			 mib[s], rewrites, used / MIB,
+			 (unsigned long long)info.pages_free,
+			 (double)info.file_size / MIB, K_ONE * bound / MIB,
+			 K_ONE);
+		expect_big(env, "big", n, (uint64_t)rewrites - 1);
+		mapkv_close(env);
+	}
+	free(v);
+}
+END_TEST
+
+/* Values of 100 KB to 20 MiB under six keys, each rewrite with a size
+ * drawn anew, one to three rewrites per commit: free runs of every size
+ * are left behind, and each new value must find one that fits. */
+START_TEST(test_rewriting_values_of_mixed_large_sizes_keeps_file_within_bound)
+{
+	static const size_t sizes[] = {100000,  1 * MIB,  3 * MIB,
+				       4 * MIB, 16 * MIB, 20 * MIB};
+	enum { NK = 6 };
+	const int rounds = (int)tu_scale(60, 400);
+	unsigned char *v = malloc(20 * MIB);
+	ck_assert_ptr_nonnull(v);
+	tu_rng r;
+	tu_rng_init(&r, tu_seed(0xb16b16));
+	mapkv_options o = {0, 0, MAPKV_NOSYNC, 0, 0};
+	mapkv_env *env = tu_open_opts("db", &o);
+	size_t cur[NK] = {0};
+	uint64_t seed[NK] = {0};
+	double live_high = 0, worst = 0;
+	int worst_round = 0;
+	for (int t = 0; t < rounds; t++) {
+		mapkv_txn *txn = tu_begin(env, 0);
+		int puts = t < NK ? 1 : 1 + (int)tu_rng_below(&r, 3);
+		for (int j = 0; j < puts; j++) {
+			int k = t < NK ? t : (int)tu_rng_below(&r, NK);
+			char key[8];
+			snprintf(key, sizeof(key), "k%d", k);
+			cur[k] = sizes[tu_rng_below(&r, NK)];
+			seed[k] = tu_rng_next(&r);
+			put_big(txn, key, v, cur[k], seed[k]);
+		}
+		tu_commit(txn);
+		double live = 0;
+		for (int k = 0; k < NK; k++)
+			live += (double)cur[k];
+		if (live > live_high)
+			live_high = live;
+		mapkv_envinfo info = tu_env_info(env);
+		double ratio = (double)info.pages_used * info.page_size /
+			       (live_high + 20.0 * MIB);
+		if (ratio > worst) {
+			worst = ratio;
+			worst_round = t;
+		}
+	}
+	mapkv_envinfo info = tu_env_info(env);
+	tu_check(worst <= K_MIX &&
+			 (double)info.file_size <=
+				 K_MIX * (live_high + 20.0 * MIB) * 9 / 8,
+		 "%d commits of values of 100 KB to 20 MiB: pages in use "
+		 "reached %.2f x the live data (high mark %.1f MiB) plus one "
+		 "value at commit %d, more than %.1f x; at the end %.1f MiB in "
+		 "use, %llu pages free, file %.1f MiB",
+		 rounds, worst, live_high / MIB, worst_round, K_MIX,
+		 (double)info.pages_used * info.page_size / MIB,
+		 (unsigned long long)info.pages_free,
+		 (double)info.file_size / MIB);
+	for (int k = 0; k < NK; k++) {
+		char key[8];
+		snprintf(key, sizeof(key), "k%d", k);
+		expect_big(env, key, cur[k], seed[k]);
+	}
+	mapkv_close(env);
+	free(v);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("freelist");
@@ -346,5 +486,11 @@ int main(void)
 	tcase_add_test(
 		tc,
 		test_mixed_runs_and_small_pages_reuse_fragmented_free_pages);
+	tc = tu_tcase(s, "large", 300);
+	tcase_add_test(tc,
+		       test_rewriting_one_large_value_keeps_file_within_bound);
+	tcase_add_test(
+		tc,
+		test_rewriting_values_of_mixed_large_sizes_keeps_file_within_bound);
 	return tu_run_suite(s);
 }
