@@ -43,9 +43,11 @@ static inline int node_key(const page *p, unsigned i, int leaf, unsigned psize,
 		return MAPKV_CORRUPT;
 	const uint8_t *n = p + off;
 	unsigned s = leaf ? nd_leaf_ksize(n) : nd_branch_ksize(n);
-	/* No key is longer than MAPKV_MAX_KEY_SIZE: callers (a writer's
-	 * cursor keeps a copy of its key) size buffers by it. */
-	if (off + hdr + s > psize || (leaf && s == 0) || s > MAPKV_MAX_KEY_SIZE)
+	/* A stored key has 1 to MAPKV_MAX_KEY_SIZE bytes: callers (a
+	 * writer's cursor keeps a copy of its key) size buffers by it. A
+	 * branch's separator is never longer than a key, but a search only
+	 * needs it inside the page, and it is compared at every level. */
+	if (off + hdr + s > psize || (leaf && s - 1u >= MAPKV_MAX_KEY_SIZE))
 		return MAPKV_CORRUPT;
 	*k = n + hdr;
 	*ks = s;
@@ -1125,15 +1127,26 @@ static int step(const pager *pg, bt_path *path, int dir)
 		u--;
 	if (u < 0)
 		return MAPKV_NOTFOUND;
-	bt_path np = *path;
-	np.idx[u] += dir == 0 ? 1 : -1;
-	int rc = descend(pg, &np, u, d, dir);
-	if (rc)
-		return rc;
-	if ((rc = leaf_follows(pg, path->pg[l], np.pg[l], dir)))
-		return rc;
-	*path = np;
-	return 0;
+	/* Descend in place, keeping the levels it changes (usually one or
+	 * two) to put back if it fails: a scan steps to a new leaf every
+	 * few dozen keys, and copying the whole path each time showed. */
+	const page *spg[BT_MAXDEPTH];
+	unsigned sidx[BT_MAXDEPTH];
+	for (int i = u; i < d; i++) {
+		spg[i] = path->pg[i];
+		sidx[i] = path->idx[i];
+	}
+	path->idx[u] += dir == 0 ? 1 : -1;
+	int rc = descend(pg, path, u, d, dir);
+	if (!rc)
+		rc = leaf_follows(pg, spg[l], path->pg[l], dir);
+	if (rc) {
+		for (int i = u; i < d; i++) {
+			path->pg[i] = spg[i];
+			path->idx[i] = sidx[i];
+		}
+	}
+	return rc;
 }
 
 int bt_next(const pager *pg, bt_path *path)

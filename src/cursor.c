@@ -120,13 +120,11 @@ static int land(mapkv_cursor *c, const bt_path *p, mapkv_val *key,
 {
 	mapkv_txn *txn = c->txn;
 	mapkv_val k, v;
+	/* The key is 1 to MAPKV_MAX_KEY_SIZE bytes (bt_path_kv refuses a
+	 * damaged one), so it fits the copy a writer keeps. */
 	int rc = bt_path_kv(&txn->pg, p, &k, val ? &v : NULL);
 	if (rc)
 		return rc;
-	/* A damaged page may hold a key no caller could have stored; it
-	 * would not fit the copy a writer keeps. */
-	if (k.size == 0 || k.size > MAPKV_MAX_KEY_SIZE)
-		return MAPKV_CORRUPT;
 	if (!(txn->flags & MAPKV_RDONLY)) {
 		memcpy(c->key, k.data, k.size);
 		c->klen = k.size;
@@ -220,6 +218,26 @@ cur_move(mapkv_cursor *c, mapkv_val *key, mapkv_val *val, int op)
 	return land(c, &p, key, val);
 }
 
+/* A reader's NEXT from the last key of a leaf: cur_move's NEXT without
+ * its copies (a reader's cursor is always on its key, nothing changes
+ * under it). A failed move leaves the path as it was (bt_next does); a
+ * failed read of the new place puts it back. Out of line, so the step
+ * within a leaf does not pay for this one's frame. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static int
+reader_next_leaf(mapkv_cursor *c, mapkv_val *k, mapkv_val *v)
+{
+	const pager *pg = &c->txn->pg;
+	bt_path save;
+	path_copy(&save, &c->path);
+	int rc = bt_next(pg, &c->path);
+	if (!rc && (rc = bt_path_kv(pg, &c->path, k, v)))
+		path_copy(&c->path, &save);
+	return rc;
+}
+
 int cur_get(mapkv_cursor *c, mapkv_val *key, mapkv_val *val, int op)
 {
 	mapkv_txn *txn = c->txn;
@@ -234,23 +252,26 @@ int cur_get(mapkv_cursor *c, mapkv_val *key, mapkv_val *val, int op)
 				       c->live, memory_order_acquire) != c->dbi)
 			return MAPKV_BAD_DBI;
 		int l = c->path.depth - 1;
+		mapkv_val k, v;
+		int rc;
 		if (c->path.idx[l] + 1 < pg_nkeys(c->path.pg[l])) {
-			mapkv_val k, v;
 			c->path.idx[l]++;
-			int rc = bt_path_kv(&txn->pg, &c->path, &k,
-					    val ? &v : NULL);
-			if (!rc && k.size - 1 >= MAPKV_MAX_KEY_SIZE)
-				rc = MAPKV_CORRUPT; /* as land() says */
+			rc = bt_path_kv(&txn->pg, &c->path, &k,
+					val ? &v : NULL);
 			if (rc) {
 				c->path.idx[l]--;
 				return rc;
 			}
-			if (key)
-				*key = k;
-			if (val)
-				*val = v;
-			return 0;
+		} else if ((rc = reader_next_leaf(c, &k, val ? &v : NULL))) {
+			return rc;
 		}
+		/* bt_path_kv gives keys of 1 to MAPKV_MAX_KEY_SIZE bytes
+		 * only (a damaged leaf is MAPKV_CORRUPT). */
+		if (key)
+			*key = k;
+		if (val)
+			*val = v;
+		return 0;
 	}
 	return cur_move(c, key, val, op);
 }

@@ -455,8 +455,10 @@ static int reclaim_once(pager *pg)
 	return rc;
 }
 
-/* pager_alloc without noting the page as a possible branch. */
-static int alloc_run(pager *pg, unsigned n, page **out)
+/* pager_alloc without noting the page as a possible branch. With @zero
+ * 0 the caller overwrites all @n pages itself (a copy) and the buffer is
+ * left as the allocator gave it. */
+static int alloc_run(pager *pg, unsigned n, int zero, page **out)
 {
 	os_vfs *vfs = pg->env->vfs;
 	int rc;
@@ -514,7 +516,8 @@ static int alloc_run(pager *pg, unsigned n, page **out)
 		goto fail;
 	}
 	/* Zeroed so no uninitialised heap bytes ever reach the file. */
-	memset(p, 0, bytes);
+	if (zero)
+		memset(p, 0, bytes);
 	pg_set_pgno(p, pgno);
 	*out = p;
 	return 0;
@@ -525,7 +528,7 @@ fail:
 
 int pager_alloc(pager *pg, unsigned n, page **out)
 {
-	int rc = alloc_run(pg, n, out);
+	int rc = alloc_run(pg, n, 1, out);
 	/* The caller may make it a branch (a split, a new root). */
 	if (!rc && n == 1 &&
 	    (rc = pgvec_push(pg, &pg->maybe_branch, pg_pgno(*out))))
@@ -560,11 +563,11 @@ int pager_touch(pager *pg, const page *p, page **out)
 				return MAPKV_CORRUPT;
 		}
 	page *np;
-	int rc = alloc_run(pg, 1, &np);
+	int rc = alloc_run(pg, 1, 0, &np);
 	if (rc)
 		return rc;
 	pgno_t nn = pg_pgno(np);
-	memcpy(np, p, pg->psize);
+	memcpy(np, p, pg->psize); /* the whole page: no byte left unset */
 	pg_set_pgno(np, nn);
 	if ((pg_flags(p) & MK_P_BRANCH) &&
 	    (rc = pgvec_push(pg, &pg->maybe_branch, nn)))

@@ -176,10 +176,13 @@ static inline int pager_committed(const pager *pg, const page *p)
 static inline int pager_get_child(const pager *pg, const page *parent,
 				  pgno_t pgno, const page **out)
 {
-	if (!pager_committed(pg, parent))
-		return pager_get(pg, pgno, out);
-	if (pg->writable && pg->dcount && pager_reused(pg, pgno))
-		return MAPKV_CORRUPT;
+	/* A reader has no private pages: the check is the writer's. */
+	if (pg->writable && pg->dcount) {
+		if (!pager_committed(pg, parent))
+			return pager_get(pg, pgno, out);
+		if (pager_reused(pg, pgno))
+			return MAPKV_CORRUPT;
+	}
 	if (pgno < MK_NUM_META || pgno >= pg->snap_pages)
 		return MAPKV_CORRUPT;
 	*out = pg->map + (size_t)pgno * pg->psize;
