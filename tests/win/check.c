@@ -8,9 +8,14 @@
 #include <stdarg.h>
 #include <stdlib.h>
 
+typedef struct ck_w_ent {
+	const TTest *t;
+	int start, end; /* _i runs over [start, end) */
+} ck_w_ent;
+
 struct TCase {
 	const char *name;
-	const TTest **tests;
+	ck_w_ent *tests;
 	unsigned n, cap;
 	SFun u_setup, u_teardown, c_setup, c_teardown;
 	TCase *next;
@@ -70,7 +75,7 @@ TCase *tcase_create(const char *name)
 	return tc;
 }
 
-void ck_w_add_test(TCase *tc, const TTest *t)
+void ck_w_add_test(TCase *tc, const TTest *t, int start, int end)
 {
 	if (tc->n == tc->cap) {
 		tc->cap = tc->cap ? 2 * tc->cap : 16;
@@ -80,7 +85,10 @@ void ck_w_add_test(TCase *tc, const TTest *t)
 			exit(2);
 		}
 	}
-	tc->tests[tc->n++] = t;
+	tc->tests[tc->n].t = t;
+	tc->tests[tc->n].start = start;
+	tc->tests[tc->n].end = end;
+	tc->n++;
 }
 
 void tcase_add_unchecked_fixture(TCase *tc, SFun setup, SFun teardown)
@@ -140,8 +148,9 @@ static const char *skip_reason(const char *name)
 	return NULL;
 }
 
-/* One test with its checked fixture; 1 if it failed. */
-static int run_test(TCase *tc, const TTest *t)
+/* One test (iteration @i of a loop test) with its checked fixture; 1 if
+ * it failed. */
+static int run_test(TCase *tc, const TTest *t, int i)
 {
 	volatile int failed = 0;
 
@@ -149,7 +158,7 @@ static int run_test(TCase *tc, const TTest *t)
 	if (setjmp(ck_jmp) == 0) {
 		if (tc->c_setup)
 			tc->c_setup();
-		t->fn(0);
+		t->fn(i);
 	} else {
 		failed = 1;
 	}
@@ -171,7 +180,7 @@ void srunner_run_all(SRunner *sr, enum print_output mode)
 		if (tc->u_setup)
 			tc->u_setup();
 		for (unsigned i = 0; i < tc->n; i++) {
-			const TTest *t = tc->tests[i];
+			const TTest *t = tc->tests[i].t;
 			const char *why = skip_reason(t->name);
 
 			if (why != NULL) {
@@ -182,16 +191,19 @@ void srunner_run_all(SRunner *sr, enum print_output mode)
 				sr->skipped++;
 				continue;
 			}
-			sr->run++;
-			if (run_test(tc, t)) {
-				sr->failed++;
-				printf("%s:F:%s:%s: %s\n", t->file, tc->name,
-				       t->name, ck_msg);
-			} else if (getenv("CK_VERBOSE")) {
-				printf("%s:P:%s:%s: Passed\n", t->file,
-				       tc->name, t->name);
+			for (int it = tc->tests[i].start; it < tc->tests[i].end;
+			     it++) {
+				sr->run++;
+				if (run_test(tc, t, it)) {
+					sr->failed++;
+					printf("%s:F:%s:%s:%d: %s\n", t->file,
+					       tc->name, t->name, it, ck_msg);
+				} else if (getenv("CK_VERBOSE")) {
+					printf("%s:P:%s:%s:%d: Passed\n",
+					       t->file, tc->name, t->name, it);
+				}
+				fflush(stdout);
 			}
-			fflush(stdout);
 		}
 		if (tc->u_teardown)
 			tc->u_teardown();

@@ -2,7 +2,7 @@
  * check.h: a small stand-in for the Check unit test framework, for the
  * Windows build (Check is not packaged for MinGW). It provides what the
  * core suites use (START_TEST/END_TEST, suites, test cases, fixtures,
- * runners, ck_assert*), with the same meaning, except:
+ * runners, loop tests, ck_assert*), with the same meaning, except:
  *  - no fork: every test runs in the one process; a failed assertion in
  *    the test's own thread ends the test (longjmp to the runner), in any
  *    other thread it prints the failure and exits the program;
@@ -49,8 +49,10 @@ enum print_output { CK_SILENT, CK_MINIMAL, CK_NORMAL, CK_VERBOSE };
 Suite *suite_create(const char *name);
 void suite_add_tcase(Suite *s, TCase *tc);
 TCase *tcase_create(const char *name);
-void ck_w_add_test(TCase *tc, const TTest *t);
-#define tcase_add_test(tc, tf) ck_w_add_test((tc), (tf))
+void ck_w_add_test(TCase *tc, const TTest *t, int start, int end);
+#define tcase_add_test(tc, tf) ck_w_add_test((tc), (tf), 0, 1)
+/* The test runs once for each _i in [start, end), as in Check. */
+#define tcase_add_loop_test(tc, tf, s, e) ck_w_add_test((tc), (tf), (s), (e))
 void tcase_add_unchecked_fixture(TCase *tc, SFun setup, SFun teardown);
 void tcase_add_checked_fixture(TCase *tc, SFun setup, SFun teardown);
 void tcase_set_timeout(TCase *tc, double timeout);
